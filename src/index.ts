@@ -1,0 +1,3 @@
+export * from "./errors.ts";
+export type { RaftLogReader } from "./raft/storage.ts";
+export * from "./raft/types.ts";

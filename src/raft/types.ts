@@ -180,16 +180,21 @@ export interface SnapshotMessage extends MessageBase {
   readonly snapshot: Snapshot;
 }
 
+/**
+ * Heartbeats are numbered in rounds (per leader term). An acknowledged round
+ * proves the follower still followed this leader when the round was sent:
+ * that confirms pending ReadIndex requests and extends the leader lease.
+ */
 export interface HeartbeatMessage extends MessageBase {
   readonly type: "heartbeat";
   readonly commit: number;
-  /** The ReadIndex round this heartbeat confirms leadership for ("" when none). */
-  readonly ctx: string;
+  readonly round: number;
 }
 
 export interface HeartbeatResponseMessage extends MessageBase {
   readonly type: "heartbeatResp";
-  readonly ctx: string;
+  /** The round being acknowledged. */
+  readonly round: number;
 }
 
 /** Tells the leader-transfer target to campaign at once. */

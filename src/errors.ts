@@ -172,3 +172,26 @@ export class InvariantError extends TsraftError {
 export function invariant(condition: unknown, message: string | (() => string)): asserts condition {
   if (!condition) throw new InvariantError(typeof message === "function" ? message() : message);
 }
+
+/** A peer could not be reached (not connected, connection lost, or refused at the handshake). */
+export class PeerUnreachableError extends TsraftError {
+  readonly peer: NodeId;
+  constructor(peer: NodeId, reason: string) {
+    super("TSRAFT_ERR_PEER_UNREACHABLE", `peer ${peer} is unreachable: ${reason}`);
+    this.peer = peer;
+  }
+}
+
+/**
+ * A remote procedure failed on the peer. `code` is the remote error's own code
+ * (e.g. `TSRAFT_ERR_NOT_LEADER`), so callers branch on it as if it were local.
+ */
+export class RemoteError extends TsraftError {
+  readonly peer: NodeId;
+  readonly method: string;
+  constructor(peer: NodeId, method: string, code: string, message: string) {
+    super(code, `${method} on peer ${peer} failed: ${message}`);
+    this.peer = peer;
+    this.method = method;
+  }
+}

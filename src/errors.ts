@@ -195,3 +195,13 @@ export class RemoteError extends TsraftError {
     this.method = method;
   }
 }
+
+/** A recorded history (JSON lines) is malformed. */
+export class HistoryFormatError extends TsraftError {
+  /** 1-based line number in the input, or 0 when not tied to a line. */
+  readonly line: number;
+  constructor(line: number, reason: string) {
+    super("TSRAFT_ERR_HISTORY_FORMAT", line > 0 ? `history line ${line}: ${reason}` : `history: ${reason}`);
+    this.line = line;
+  }
+}

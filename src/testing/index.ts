@@ -1,0 +1,4 @@
+// The public testing toolkit (`tsraft/testing`). Other modules append their exports here.
+export * from "./history.ts";
+export * from "./linearizability/index.ts";
+export { Prng } from "./prng.ts";

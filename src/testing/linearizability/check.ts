@@ -3,13 +3,13 @@
  * on failure shrink the failing partition to a small sub-history.
  */
 
-import { InvalidArgumentError } from "../../errors.ts";
+import { InvalidArgumentError, invariant } from "../../errors.ts";
 import type { CheckOptions, CheckResult, Counterexample, Model, Operation } from "./model.ts";
 import { renderCounterexample } from "./render.ts";
 import { Budget, type Entry, searchLinearization, sortEvents } from "./search.ts";
 
 const MAX_STEPS_DEFAULT = 50_000_000;
-const SHRINK_MAX_STEPS_DEFAULT = 2_000_000;
+const SHRINK_MAX_STEPS_DEFAULT = 5_000_000;
 /** Bounds the one-by-one read removal when shrinking: each attempt is a full search. */
 const SHRINK_REMOVALS_MAX = 200;
 
@@ -70,14 +70,14 @@ export function check<State, Input, Output>(
   const undecided: string[] = [];
   for (const part of partitions) {
     const entries = prepare(model, part.operations);
-    const outcome = budget.exhausted
-      ? "unknown"
+    const { outcome, reach } = budget.exhausted
+      ? { outcome: "unknown", reach: 0 }
       : searchLinearization(model, entries, [model.init()], budget);
     if (outcome === "illegal") {
       const counterexample =
         options.counterexample === false
-          ? minimalCounterexample(model, part.id, entries)
-          : shrink(model, part.id, entries, options);
+          ? unshrunkCounterexample(model, part.id, entries, reach)
+          : shrink(model, part.id, entries, reach, options);
       return { ok: false, partition: part.id, counterexample };
     }
     if (outcome === "unknown") undecided.push(part.id);
@@ -86,53 +86,61 @@ export function check<State, Input, Output>(
 }
 
 /** The whole partition, unshrunk, when the caller opted out of shrinking. */
-function minimalCounterexample<State, Input, Output>(
+function unshrunkCounterexample<State, Input, Output>(
   model: Model<State, Input, Output>,
   partition: string,
   entries: readonly Entry<Input, Output>[],
+  reach: number,
 ): Counterexample<Input, Output> {
-  const sorted = [...entries].sort((a, b) => a.call - b.call);
-  const ops = sorted.map((e) => ({ operation: e.op, weakened: false }));
-  const last = sorted.reduce((acc, e, i) => (e.ret !== Infinity && e.ret > sorted[acc]!.ret ? i : acc), 0);
+  const culprit = entries[sortEvents(entries)[reach]! >> 1]!.op;
+  const ops = [...entries].sort((a, b) => a.call - b.call).map((e) => ({ operation: e.op, weakened: false }));
   return {
     operations: ops,
-    culprit: sorted[last]!.op,
+    culprit,
     from: "init",
-    rendering: renderCounterexample(model, partition, ops, -1, "init"),
+    rendering: renderCounterexample(
+      model,
+      partition,
+      ops,
+      ops.findIndex((o) => o.operation === culprit),
+      "init",
+    ),
   };
 }
 
 /**
  * Shrinks a failing partition to a sub-history that is still a genuine
- * witness, i.e. one that would be linearizable if the full history were:
+ * witness, i.e. one that would be linearizable if the full history were.
+ * Sub-histories are windows [p, k) of the sorted call/return events:
+ * operations called at or after k are dropped, operations that returned
+ * before p are dropped, and operations straddling either edge keep an unknown
+ * outcome (which only ever makes a history easier to linearize).
  *
- * 1. Back cut: the shortest prefix of events that fails. Operations called
- *    before the cut that return after it are kept with unknown outcome. Adding
- *    events only adds constraints, so failure is monotone in the cut and a
- *    binary search finds the shortest one; its last event is the return of the
- *    operation that could not be linearized (the culprit).
- * 2. Front cut (if the model lists `possibleStates`): drop operations that
- *    returned before a point p and search from every possible state instead of
- *    the initial one; operations straddling p keep an unknown outcome. Every
- *    linearization of the full history yields one of the cut one (start from
- *    its state at p), so failure is again monotone and binary-searchable.
- * 3. Remove read-only operations one by one where the rest still fails
- *    (removing a read never makes a linearizable history non-linearizable).
+ * - Back edge k: a prefix fails iff no linearization gets past its last
+ *   return. The search already reports how far it got (`reach`), so k starts
+ *   at reach + 1 and grows (gallop, then bisect) until the prefix fails from
+ *   the initial state. Failure is monotone in k: adding events only adds
+ *   constraints. The return at k - 1 belongs to the culprit.
+ * - Front edge p (when the model lists `possibleStates`): search from every
+ *   state the object could have been in instead of the initial one. Any
+ *   linearization of the full history yields one of the window (start from
+ *   its state at p), so a window that fails from every state is a witness,
+ *   and failure is monotone in p. Windows grow backwards from the culprit's
+ *   call, so only small windows are searched from many states.
+ * - Reads are then removed one by one where the rest still fails (removing a
+ *   read never turns a linearizable history into a non-linearizable one).
  *
- * Every candidate is verified by a bounded search; a search that runs out of
- * budget counts as "does not fail", so the result is always a proven failure.
+ * Every candidate is verified by a bounded search; one that runs out of
+ * budget counts as "does not fail", so whatever is returned is a proven failure.
  */
 function shrink<State, Input, Output>(
   model: Model<State, Input, Output>,
   partition: string,
   entries: readonly Entry<Input, Output>[],
+  reach: number,
   options: CheckOptions,
 ): Counterexample<Input, Output> {
-  const budget = new Budget(
-    options.shrinkMaxSteps ?? SHRINK_MAX_STEPS_DEFAULT,
-    options.now,
-    options.timeoutMs,
-  );
+  const stepsMax = options.shrinkMaxSteps ?? SHRINK_MAX_STEPS_DEFAULT;
   const n = entries.length;
   const order = sortEvents(entries);
   const callAt = new Int32Array(n);
@@ -141,8 +149,8 @@ function shrink<State, Input, Output>(
     if ((node & 1) === 0) callAt[node >> 1] = k;
     else retAt[node >> 1] = k;
   });
+  invariant((order[reach]! & 1) === 1, "a failed search gets stuck at a return event");
 
-  // The window [p, k) of event positions and the operations it keeps.
   const window = (p: number, k: number, drop: ReadonlySet<number>): Entry<Input, Output>[] => {
     const out: Entry<Input, Output>[] = [];
     for (let i = 0; i < n; i++) {
@@ -157,51 +165,76 @@ function shrink<State, Input, Output>(
     }
     return out;
   };
-  const fails = (sub: readonly Entry<Input, Output>[], any: boolean): boolean => {
+  const fails = (budget: Budget, sub: readonly Entry<Input, Output>[], any: boolean): boolean => {
     if (budget.exhausted) return false;
     const inits = any ? model.possibleStates!(sub.map((e) => e.op)) : [model.init()];
-    return searchLinearization(model, sub, inits, budget) === "illegal";
+    return searchLinearization(model, sub, inits, budget).outcome === "illegal";
   };
   const none = new Set<number>();
 
-  // 1. Shortest failing prefix: fails(2n) is known; find the least k.
-  let lo = 1;
-  let hi = 2 * n;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (fails(window(0, mid, none), false)) hi = mid;
-    else lo = mid + 1;
-  }
-  const k = hi;
-  const culpritIndex = order[k - 1]! >> 1;
-
-  // 2. Latest front cut that still fails from any state.
-  let p = 0;
-  let any = false;
-  if (model.possibleStates) {
-    let a = 0;
-    let b = callAt[culpritIndex]!; // cutting past the culprit's call would weaken it
-    if (fails(window(0, k, none), true)) {
-      any = true;
-      while (a < b) {
-        const mid = (a + b + 1) >>> 1;
-        if (fails(window(mid, k, none), true)) a = mid;
-        else b = mid - 1;
+  // Latest front edge p <= the culprit's call whose window [p, k) fails from
+  // every state, or -1.
+  const frontCut = (k: number, culprit: number): number => {
+    if (!model.possibleStates) return -1;
+    const budget = new Budget(stepsMax, options.now, options.timeoutMs);
+    const c = callAt[culprit]!;
+    let passed = c + 1; // smallest start known not to fail
+    for (let d = 0; !budget.exhausted; d = d === 0 ? 1 : d * 2) {
+      const start = Math.max(0, c - d);
+      if (fails(budget, window(start, k, none), true)) {
+        let lo = start;
+        let hi = passed - 1;
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >>> 1;
+          if (fails(budget, window(mid, k, none), true)) lo = mid;
+          else hi = mid - 1;
+        }
+        return lo;
       }
-      p = a;
+      passed = start;
+      if (start === 0) break;
     }
-  }
+    return -1;
+  };
 
-  // 3. Drop reads that are not needed for the failure.
+  let k = reach + 1;
+  let culpritIndex = order[reach]! >> 1;
+  let p = frontCut(k, culpritIndex);
+  if (p < 0) {
+    // The window ending at the suspect does not fail on its own from every
+    // state: find the shortest failing prefix from the initial state.
+    const budget = new Budget(stepsMax, options.now, options.timeoutMs);
+    let passed = reach; // prefixes up to `reach` events are linearizable (the search got that far)
+    let failing = 2 * n; // the whole partition fails
+    for (let step = 1, next = reach + 1; next < failing; step *= 2, next = reach + step) {
+      if (fails(budget, window(0, next, none), false)) failing = next;
+      else passed = next;
+      if (failing === next || budget.exhausted) break;
+    }
+    while (passed + 1 < failing && !budget.exhausted) {
+      const mid = (passed + failing) >>> 1;
+      if (fails(budget, window(0, mid, none), false)) failing = mid;
+      else passed = mid;
+    }
+    const moved = failing !== k;
+    k = failing;
+    culpritIndex = order[k - 1]! >> 1;
+    if (moved) p = frontCut(k, culpritIndex);
+  }
+  const any = p >= 0;
+  if (!any) p = 0;
+
+  // Drop reads that are not needed for the failure.
+  const budget = new Budget(stepsMax, options.now, options.timeoutMs);
   const drop = new Set<number>();
   let attempts = 0;
-  for (let i = 0; i < n && attempts < SHRINK_REMOVALS_MAX; i++) {
+  for (let i = 0; i < n && attempts < SHRINK_REMOVALS_MAX && !budget.exhausted; i++) {
     if (i === culpritIndex || callAt[i]! >= k || retAt[i]! < p) continue;
     const e = entries[i]!;
     if (!model.isReadOnly?.(e.op.input, e.unknown ? undefined : e.op.output)) continue;
     attempts++;
     drop.add(i);
-    if (!fails(window(p, k, drop), any)) drop.delete(i);
+    if (!fails(budget, window(p, k, drop), any)) drop.delete(i);
   }
 
   const kept = window(p, k, drop).sort((x, y) => x.call - y.call || x.ret - y.ret);

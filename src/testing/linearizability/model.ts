@@ -134,6 +134,6 @@ export interface CheckOptions {
   readonly now?: () => number;
   /** Build a shrunk counterexample on failure (default true). */
   readonly counterexample?: boolean;
-  /** Model-step budget for shrinking a counterexample. Default 2,000,000. */
+  /** Model-step budget for each phase of shrinking a counterexample. Default 5,000,000. */
   readonly shrinkMaxSteps?: number;
 }

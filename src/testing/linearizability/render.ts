@@ -31,9 +31,12 @@ export function renderCounterexample<State, Input, Output>(
     if (op.status === "ok" && !weakened && op.return !== null) times.add(op.return);
   }
   const points = [...times].sort((a, b) => a - b);
-  const scale = Math.max(1, Math.min(4, Math.floor(TIMELINE_COLUMNS_MAX / Math.max(1, points.length))));
-  const width = (points.length - 1) * scale + 2;
-  const col = (t: number): number => points.indexOf(t) * scale;
+  // Up to 4 columns per distinct time; past the width cap, ranks are squeezed
+  // (long histories lose detail in the bars, never in the listed times).
+  const scale = Math.min(4, TIMELINE_COLUMNS_MAX / Math.max(1, points.length));
+  const width = Math.floor((points.length - 1) * scale) + 2;
+  const rank = new Map(points.map((t, i) => [t, i]));
+  const col = (t: number): number => Math.floor(rank.get(t)! * scale);
 
   const rows = operations.map(({ operation: op, weakened }, idx) => {
     const open = op.status !== "ok" || weakened || op.return === null;
@@ -41,7 +44,7 @@ export function renderCounterexample<State, Input, Output>(
     const end = open ? width - 1 : col(op.return!);
     let bar = "";
     for (let c = 0; c < width; c++) {
-      if (c === start) bar += "[";
+      if (c === start) bar += c === end ? "o" : "[";
       else if (c === end) bar += open ? ">" : "]";
       else if (c > start && c < end) bar += "=";
       else bar += " ";

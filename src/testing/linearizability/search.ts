@@ -25,6 +25,17 @@ export interface Entry<Input, Output> {
 
 export type SearchOutcome = "ok" | "illegal" | "unknown";
 
+export interface SearchResult {
+  readonly outcome: SearchOutcome;
+  /**
+   * The furthest event position (in `sortEvents` order) the search got stuck
+   * at: some linearization covered every return before it. On "illegal", the
+   * event there is the first return that no explored order could get past,
+   * which makes it the natural suspect for the counterexample.
+   */
+  readonly reach: number;
+}
+
 /**
  * A step budget shared by every search of one check, so a pathological
  * partition cannot starve the report of the others forever.
@@ -59,19 +70,14 @@ export class Budget {
     }
     this.#left--;
     this.#spent++;
-    // Reading a clock per step would dominate the search; every 4096 steps is
-    // a few hundred microseconds at most.
-    if (this.#now !== undefined && (this.#spent & 4095) === 0 && this.#now() > this.#deadline) {
+    // Reading a clock per step would dominate the search; every 1024 steps is
+    // well under a millisecond.
+    if (this.#now !== undefined && (this.#spent & 1023) === 0 && this.#now() > this.#deadline) {
       this.#left = 0;
       this.#exhausted = true;
       return false;
     }
     return true;
-  }
-
-  /** A child budget of at most `maxSteps`, also bounded by what is left here. */
-  child(maxSteps: number): Budget {
-    return new Budget(Math.min(maxSteps, this.#left));
   }
 }
 
@@ -122,11 +128,14 @@ export function searchLinearization<State, Input, Output>(
   entries: readonly Entry<Input, Output>[],
   inits: readonly State[],
   budget: Budget,
-): SearchOutcome {
+): SearchResult {
   const n = entries.length;
-  if (n === 0) return "ok";
+  if (n === 0) return { outcome: "ok", reach: 0 };
   invariant(inits.length > 0, "at least one initial state is needed");
   const order = sortEvents(entries);
+  const position = new Int32Array(2 * n);
+  for (let k = 0; k < order.length; k++) position[order[k]!] = k;
+  let reach = 0;
   const equal = model.equal ?? Object.is;
   const hash = model.hash ?? ((s: State) => hashString(JSON.stringify(s) ?? "undefined"));
   const stepUnknown = model.stepUnknown;
@@ -169,7 +178,7 @@ export function searchLinearization<State, Input, Output>(
       const i = node >> 1;
       const e = entries[i]!;
       if ((node & 1) === 0) {
-        if (!budget.take()) return "unknown";
+        if (!budget.take()) return { outcome: "unknown", reach };
         let result: ReturnType<Model<State, Input, Output>["step"]>;
         if (e.unknown) {
           invariant(stepUnknown !== undefined, "model has no stepUnknown for an unknown-outcome operation");
@@ -200,6 +209,7 @@ export function searchLinearization<State, Input, Output>(
           outcome = "ok";
           break;
         }
+        if (position[node]! > reach) reach = position[node]!;
         if (top === 0) {
           outcome = "illegal";
           break;
@@ -214,9 +224,9 @@ export function searchLinearization<State, Input, Output>(
         node = next[back]!;
       }
     }
-    if (outcome === "ok") return "ok";
+    if (outcome === "ok") return { outcome: "ok", reach: 2 * n };
   }
-  return "illegal";
+  return { outcome: "illegal", reach };
 }
 
 /** Adds (bits + i, state) to the memo; false when it was already there (explored). */

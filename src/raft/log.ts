@@ -55,11 +55,15 @@ export class RaftLog {
     return this.storage.term(i);
   }
 
-  /** The term at `i`, or 0 when it is compacted or beyond the log. */
+  /** The term at `i`, or 0 when it is compacted or beyond the log (hot path: no exceptions). */
   termOrZero(i: number): number {
+    if (i < this.firstIndex() - 1 || i > this.lastIndex()) return 0;
+    const t = this.unstable.maybeTerm(i);
+    if (t !== null) return t;
     try {
-      return this.term(i);
+      return this.storage.term(i);
     } catch (e) {
+      // The storage may have compacted concurrently with this call.
       if (e instanceof CompactedError || e instanceof UnavailableError) return 0;
       throw e;
     }

@@ -85,7 +85,7 @@ export class MemoryRaftLog implements RaftLogReader {
     const ents = first > entries[0]!.index ? entries.slice(first - entries[0]!.index) : entries;
     const off = ents[0]!.index - this.ents[0]!.index;
     invariant(off <= this.ents.length, () => `gap: appending ${ents[0]!.index} after ${this.lastIndex()}`);
-    this.ents.length = off;
+    if (off < this.ents.length) this.ents.length = off;
     for (const e of ents) this.ents.push(e);
   }
 

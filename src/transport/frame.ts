@@ -162,9 +162,19 @@ export function encodeFrame(frame: Frame): Buffer {
   return buf;
 }
 
-/** Encoded size of a message frame, header included (for queue accounting before encoding). */
-export function messageFrameSize(m: Message): number {
-  return FRAME_HEADER_BYTES + 1 + messageSize(m);
+/**
+ * The hot path's encoder: one message frame, given the message's size from
+ * {@link messageSize} (the caller already needed it to check the frame limit,
+ * so it is not computed twice).
+ */
+export function encodeMessageFrame(m: Message, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1 + size);
+  const w = new Writer(buf);
+  w.u32be(1 + size);
+  w.u8(FrameKind.Message);
+  writeMessage(w, m);
+  w.finish();
+  return buf;
 }
 
 /** Decodes one frame body (kind byte first, no length header). */

@@ -14,7 +14,8 @@ import {
   StoppedError,
 } from "../errors.ts";
 import type { Message, NodeId } from "../raft/types.ts";
-import { encodeFrame, FRAME_HEADER_BYTES, messageFrameSize } from "./frame.ts";
+import { messageSize } from "./codec.ts";
+import { encodeFrame, encodeMessageFrame, FRAME_HEADER_BYTES } from "./frame.ts";
 import {
   parseAddress,
   type ResolvedTcpOptions,
@@ -172,19 +173,27 @@ export class TcpTransport implements Transport {
       const peer = this.peerMap.get(m.to);
       const metrics = this.metricsTable.get(m.to);
       let dropped: UnreachableReason | null;
+      let size = 0;
+      try {
+        size = peer ? messageSize(m) : 0;
+      } catch (err) {
+        // An unencodable message is a caller bug; it must not break the batch.
+        o.logger.error({ err, peer: m.to, type: m.type }, "cannot encode message; dropped");
+        metrics.messagesDropped++;
+        continue;
+      }
       if (!peer) dropped = "unknown-peer";
-      else if (messageFrameSize(m) - FRAME_HEADER_BYTES > o.maxFrameBytes) {
+      else if (1 + size > o.maxFrameBytes) {
         o.logger.error(
-          { peer: m.to, type: m.type, bytes: messageFrameSize(m), maxFrameBytes: o.maxFrameBytes },
+          { peer: m.to, type: m.type, bytes: 1 + size, maxFrameBytes: o.maxFrameBytes },
           "message exceeds maxFrameBytes; dropped (lower the core's max message size)",
         );
         dropped = "message-too-large";
       } else {
         let frame: Buffer;
         try {
-          frame = encodeFrame({ kind: "message", message: m });
+          frame = encodeMessageFrame(m, size);
         } catch (err) {
-          // An unencodable message is a caller bug; it must not break the batch.
           o.logger.error({ err, peer: m.to, type: m.type }, "cannot encode message; dropped");
           metrics.messagesDropped++;
           continue;

@@ -64,7 +64,7 @@ for (const [name, makePair] of [
       const replies = await Promise.all(
         Array.from({ length: 50 }, (_, i) => a.request(2, "echo", enc(`n${i}`), { timeoutMs: 2000 })),
       );
-      replies.forEach((r, i) => assert.equal(dec(r), `1:echo:n${i}`));
+      for (const [i, r] of replies.entries()) assert.equal(dec(r), `1:echo:n${i}`);
       // Both directions, large payloads.
       a.handle("size", (p) => enc(String(p.length)));
       assert.equal(dec(await b.request(1, "size", new Uint8Array(500_000), { timeoutMs: 2000 })), "500000");

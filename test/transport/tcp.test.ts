@@ -175,6 +175,15 @@ describe("TcpTransport", () => {
     await waitFor(() => b.received.length === 1, "the small message still goes");
   });
 
+  it("drops an unencodable message without losing the rest of the batch", async () => {
+    const { a, b } = await pair();
+    a.t.send([{ ...hb(1, 2, 1), term: -1 }, hb(1, 2, 2)]);
+    await waitFor(() => b.received.length === 1, "the valid message");
+    assert.deepStrictEqual(b.received[0], hb(1, 2, 2));
+    assert.ok(a.logger.has("error", /cannot encode message/));
+    assert.equal(a.t.metrics().get(2)!.messagesDropped, 1);
+  });
+
   it("survives garbage bytes, HTTP requests and messages spoofing another sender", async () => {
     const { a, b } = await pair();
     const [host, port] = b.t.listenAddress().split(":");

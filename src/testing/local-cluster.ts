@@ -33,6 +33,8 @@ export class LocalCluster {
   private readonly seed: number;
   /** Called for every message delivered (transcripts print them). */
   onDeliver: ((m: Message) => void) | null = null;
+  /** Called for every message dropped by a cut link or addressed to an unknown node. */
+  onDrop: ((m: Message) => void) | null = null;
   /** When false, message payloads are not retained in applied[] (benchmarks). */
   keepApplied = true;
 
@@ -118,7 +120,10 @@ export class LocalCluster {
         this.queue.push(m);
         continue;
       }
-      if (this.cut.has(`${m.from}->${m.to}`) || !this.nodes.has(m.to)) continue;
+      if (this.cut.has(`${m.from}->${m.to}`) || !this.nodes.has(m.to)) {
+        this.onDrop?.(m);
+        continue;
+      }
       this.onDeliver?.(m);
       this.node(m.to).raw.step(m);
       delivered++;

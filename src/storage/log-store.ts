@@ -113,6 +113,9 @@ export const LOG_STORE_DEFAULTS = {
   cacheMaxBytes: 16 * 1024 * 1024,
 } as const;
 
+/** Which write a backend's gate is asked about. */
+export type WriteKind = "append" | "hardState" | "truncate" | "snapshot" | "sync";
+
 /** What a backend found on open. */
 export interface RecoveredLog {
   readonly hardState: HardState;
@@ -195,7 +198,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
    * to await first (backpressure, a segment being prepared). A rejection fails
    * the write without changing anything.
    */
-  protected _writeGate(_bytes: number): Promise<void> | null {
+  protected _writeGate(_bytes: number, _kind: WriteKind): Promise<void> | null {
     return null;
   }
   protected _crash(): Promise<void> {
@@ -258,7 +261,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     }
     let bytes = 0;
     for (const e of entries) bytes += e.data.length + 64;
-    return this.serialize(bytes, () => this.doAppend(entries));
+    return this.serialize("append", bytes, () => this.doAppend(entries));
   }
 
   private doAppend(entries: readonly Entry[]): Promise<void> {
@@ -301,7 +304,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize(0, () => {
+    return this.serialize("truncate", 0, () => {
       if (fromIndex <= this.snap.index) throw new CompactedError(fromIndex, this.first);
       if (fromIndex <= this.hs.commit) {
         throw new InvalidArgumentError(
@@ -324,7 +327,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize(64, () => {
+    return this.serialize("hardState", 64, () => {
       if (hardState.term < this.hs.term) {
         throw new InvalidArgumentError(`hard state term went back from ${this.hs.term} to ${hardState.term}`);
       }
@@ -342,7 +345,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize(0, () => {
+    return this.serialize("snapshot", 0, () => {
       if (snapshot.index <= this.snap.index) throw new CompactedError(snapshot.index, this.first);
       if (snapshot.index > this.last) throw new UnavailableError(snapshot.index, this.last);
       if (snapshot.index > this.hs.commit) {
@@ -367,7 +370,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize(0, () => {
+    return this.serialize("snapshot", 0, () => {
       if (snapshot.index <= this.snap.index) throw new CompactedError(snapshot.index, this.first);
       const matches = snapshot.index <= this.last && this.term(snapshot.index) === snapshot.term;
       return this.recordSnapshot(snapshot, !matches);
@@ -398,7 +401,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize(0, () => this._sync());
+    return this.serialize("sync", 0, () => this._sync());
   }
 
   /**
@@ -406,8 +409,8 @@ export abstract class AbstractLogStore implements CrashableLogStore {
    * so the in-memory view changes synchronously with the call; otherwise queues
    * it behind earlier writes to keep call order.
    */
-  private serialize(bytes: number, op: () => Promise<void>): Promise<void> {
-    let gate = this.waiting === 0 ? this._writeGate(bytes) : null;
+  private serialize(kind: WriteKind, bytes: number, op: () => Promise<void>): Promise<void> {
+    let gate = this.waiting === 0 ? this._writeGate(bytes, kind) : null;
     if (this.waiting === 0 && gate === null) {
       try {
         return op();
@@ -420,7 +423,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
       for (;;) {
         if (gate !== null) await gate;
         this.checkOpen();
-        gate = this._writeGate(bytes);
+        gate = this._writeGate(bytes, kind);
         if (gate === null) break;
       }
       return op();

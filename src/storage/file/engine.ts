@@ -1,0 +1,732 @@
+/**
+ * FileStorageEngine: the default LogStore, a segmented append-only WAL.
+ *
+ * Layout of the data directory:
+ *   LOCK                       pid of the owning process (see lock.ts)
+ *   MANIFEST                   first live segment + snapshot metadata (manifest.ts)
+ *   wal-<seq>.log              preallocated segments of CRC-framed records (record.ts)
+ *   prealloc-*.tmp             the next segment, being zero-filled in the background
+ *
+ * Writes are encoded and placed (segment, offset) synchronously, queued, and
+ * written in order by one flush loop; `sync()` queues a barrier, and every
+ * barrier that is queued while an fdatasync runs is served by the next one
+ * (group commit). Truncation is logical (a Truncate record, or an entry whose
+ * index is not past the end): nothing is ever overwritten in place, so a torn
+ * write can only damage the unsynced tail.
+ *
+ * Recovery rules (open):
+ *  - an incomplete or corrupt record in the last segment with no valid record
+ *    after it is a torn tail: zeroed, logged, the log ends before it;
+ *  - any other damage is a CorruptionError naming the file and offset;
+ *  - a hard state whose commit index lies beyond the recovered log is a
+ *    CorruptionError: committed entries are never silently dropped.
+ *
+ * A failed write (EIO, ENOSPC in the middle of a segment) poisons the engine:
+ * every later call fails with the same StorageError until it is reopened,
+ * because the in-memory view may be ahead of the disk. A full disk when a new
+ * segment is needed is caught earlier, while preallocating: that write is
+ * refused with a StorageError, nothing changes, and it succeeds once space is
+ * back.
+ */
+
+import { closeSync, fdatasync, mkdirSync, openSync, readdirSync, rmSync, statSync, writev } from "node:fs";
+import { rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { ConfigError, CorruptionError, invariant, StorageError } from "../../errors.ts";
+import type { Entry, HardState, SnapshotMetadata } from "../../raft/types.ts";
+import { EMPTY_HARD_STATE } from "../../raft/types.ts";
+import {
+  AbstractLogStore,
+  EMPTY_SNAPSHOT_METADATA,
+  type LogStoreCapabilities,
+  type LogStoreOptions,
+  positiveIntOption,
+  type RecoveredLog,
+  type WriteKind,
+} from "../log-store.ts";
+import { fsyncDir, wrapIoError } from "./fsutil.ts";
+import { DirLock } from "./lock.ts";
+import { LogIndex } from "./log-index.ts";
+import { type Manifest, readManifest, writeManifest } from "./manifest.ts";
+import {
+  decodeEntry,
+  decodeHardState,
+  ENTRY_OVERHEAD_BYTES,
+  encodeEntry,
+  encodeHardState,
+  encodeSegmentHeader,
+  encodeTruncate,
+  getU32,
+  getU64,
+  HEADER_BYTES,
+  RecordKind,
+  SEGMENT_MAGIC,
+} from "./record.ts";
+import {
+  isZeroFrom,
+  parseSegmentFileName,
+  preallocateFile,
+  type Segment,
+  SegmentCursor,
+  scanSegment,
+  segmentFileName,
+  validRecordAfter,
+  zeroFrom,
+} from "./segment.ts";
+
+const writevAsync = promisify(writev);
+const fdatasyncAsync = promisify(fdatasync);
+
+/** A pino-compatible subset, so a pino logger can be passed as is. */
+export interface StorageLogger {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+const defaultLogger: StorageLogger = {
+  warn: (obj, msg) => process.emitWarning(`${msg} ${JSON.stringify(obj)}`, "TsraftStorageWarning"),
+  info: () => {},
+};
+
+export interface FileStorageOptions extends LogStoreOptions {
+  /** The data directory (created if missing). */
+  readonly dir: string;
+  /** Size of each preallocated segment. Default 64 MiB, minimum 64 KiB. */
+  readonly segmentSizeBytes?: number;
+  /** The largest entry accepted. Default 16 MiB, capped by the segment size. */
+  readonly maxEntryBytes?: number;
+  /** Queued, unwritten bytes before writes wait (backpressure). Default 32 MiB. */
+  readonly maxPendingBytes?: number;
+  /** Sparse index density: one file offset kept per this many entries. Default 32. */
+  readonly indexStrideEntries?: number;
+  readonly logger?: StorageLogger;
+}
+
+/** Room kept free at the end of every segment for small records (hard state, truncate). */
+const SMALL_RECORD_RESERVE_BYTES = 256;
+const MAX_WRITEV_BYTES = 8 * 1024 * 1024;
+
+type QueueItem =
+  | { readonly kind: "write"; readonly seg: Segment; readonly pos: number; readonly buf: Buffer }
+  | { readonly kind: "roll"; readonly from: Segment; readonly to: Segment; readonly tmpPath: string }
+  | { readonly kind: "sync"; readonly seg: Segment; readonly done: Deferred }
+  | {
+      readonly kind: "manifest";
+      readonly seg: Segment;
+      readonly manifest: Manifest;
+      readonly done: Deferred;
+    };
+
+interface Deferred {
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function deferred(): { promise: Promise<void>; done: Deferred } {
+  let done!: Deferred;
+  const promise = new Promise<void>((resolve, reject) => {
+    done = { resolve, reject };
+  });
+  return { promise, done };
+}
+
+export class FileStorageEngine extends AbstractLogStore {
+  readonly capabilities: LogStoreCapabilities;
+  readonly dir: string;
+  private readonly segmentSizeBytes: number;
+  private readonly maxPendingBytes: number;
+  private readonly stride: number;
+  private readonly logger: StorageLogger;
+
+  private lock: DirLock | null = null;
+  private manifest!: Manifest;
+  private segments: Segment[] = [];
+  private writeSeg!: Segment;
+  private index!: LogIndex<Segment>;
+  /** The newest hard state handed to the WAL; copied into every new segment. */
+  private walHardState: HardState = EMPTY_HARD_STATE;
+
+  private pool: { path: string; fd: number }[] = [];
+  private preallocating: Promise<void> | null = null;
+  private preallocCounter = 0;
+
+  private queue: QueueItem[] = [];
+  private queueHead = 0;
+  private pendingBytes = 0;
+  private flushing: Promise<void> | null = null;
+  private failed: Error | null = null;
+
+  constructor(options: FileStorageOptions) {
+    super(options);
+    if (typeof options.dir !== "string" || options.dir === "") throw new ConfigError("dir", "must be a path");
+    this.dir = options.dir;
+    this.segmentSizeBytes = positiveIntOption("segmentSizeBytes", options.segmentSizeBytes, 64 * 1024 * 1024);
+    if (this.segmentSizeBytes < 64 * 1024)
+      throw new ConfigError("segmentSizeBytes", "must be at least 64 KiB");
+    this.maxPendingBytes = positiveIntOption("maxPendingBytes", options.maxPendingBytes, 32 * 1024 * 1024);
+    this.stride = positiveIntOption("indexStrideEntries", options.indexStrideEntries, 32);
+    const maxEntry = positiveIntOption("maxEntryBytes", options.maxEntryBytes, 16 * 1024 * 1024);
+    this.logger = options.logger ?? defaultLogger;
+    this.capabilities = Object.freeze({
+      backend: "file",
+      persistent: true,
+      durableSync: true,
+      crashSimulation: false,
+      maxEntryBytes: Math.min(
+        maxEntry,
+        this.segmentSizeBytes - 2 * SMALL_RECORD_RESERVE_BYTES - ENTRY_OVERHEAD_BYTES,
+      ),
+    });
+  }
+
+  /** Live segment files (for tests and metrics). */
+  segmentCount(): number {
+    return this.segments.length;
+  }
+
+  // ---- open / recovery -------------------------------------------------------
+
+  protected async _open(): Promise<RecoveredLog> {
+    mkdirSync(this.dir, { recursive: true });
+    this.lock = DirLock.acquire(this.dir);
+    try {
+      return await this.recover();
+    } catch (err) {
+      this.closeAllFds();
+      this.lock.release();
+      this.lock = null;
+      throw err;
+    }
+  }
+
+  private async recover(): Promise<RecoveredLog> {
+    const names = readdirSync(this.dir);
+    for (const n of names) if (n.endsWith(".tmp")) rmSync(join(this.dir, n), { force: true });
+    const seqs = names
+      .map(parseSegmentFileName)
+      .filter((s): s is number => s !== null)
+      .sort((a, b) => a - b);
+    const manifestPath = join(this.dir, "MANIFEST");
+    let manifest = readManifest(manifestPath);
+    if (manifest === null) {
+      if (seqs.length > 0)
+        throw new CorruptionError(manifestPath, 0, "MANIFEST is missing but segments exist");
+      manifest = { version: 1, firstSegmentSeq: 1, snapshot: EMPTY_SNAPSHOT_METADATA };
+      await writeManifest(manifestPath, manifest);
+    }
+    this.manifest = manifest;
+    const base = manifest.snapshot.index;
+    this.index = new LogIndex<Segment>(this.stride, base);
+
+    // Segments before the manifest's first are compacted away (a crash may have
+    // interrupted their deletion).
+    for (const s of seqs) if (s < manifest.firstSegmentSeq) rmSync(join(this.dir, segmentFileName(s)));
+    const live = seqs.filter((s) => s >= manifest.firstSegmentSeq);
+    if (live.length > 0 && live[0] !== manifest.firstSegmentSeq) {
+      throw new CorruptionError(
+        join(this.dir, segmentFileName(manifest.firstSegmentSeq)),
+        0,
+        "segment is missing",
+      );
+    }
+    for (let i = 1; i < live.length; i++) {
+      if (live[i] !== live[i - 1]! + 1) {
+        throw new CorruptionError(join(this.dir, segmentFileName(live[i - 1]! + 1)), 0, "segment is missing");
+      }
+    }
+    if (live.length === 0 && (manifest.firstSegmentSeq !== 1 || base !== 0)) {
+      throw new CorruptionError(
+        join(this.dir, segmentFileName(manifest.firstSegmentSeq)),
+        0,
+        "segment is missing",
+      );
+    }
+
+    let hs: HardState = EMPTY_HARD_STATE;
+    for (let i = 0; i < live.length; i++) {
+      const seq = live[i]!;
+      const path = join(this.dir, segmentFileName(seq));
+      const fd = openSync(path, "r+");
+      const sizeBytes = statSync(path).size;
+      const seg: Segment = { seq, path, fd, sizeBytes, writePos: 0, flushedPos: 0, unflushed: [] };
+      const isLast = i === live.length - 1;
+      let sawHeader = false;
+      let abandon = false;
+      let failure: CorruptionError | null = null;
+      const stop = scanSegment(fd, sizeBytes, (buf, p, len, offset) => {
+        if (abandon || failure) return;
+        const kind = buf[p]!;
+        if (!sawHeader) {
+          if (
+            kind !== RecordKind.SegmentHeader ||
+            getU32(buf, p + 1) !== SEGMENT_MAGIC ||
+            getU64(buf, p + 5) !== seq
+          ) {
+            failure = new CorruptionError(path, offset, "segment does not start with its header");
+            return;
+          }
+          sawHeader = true;
+          const startIndex = getU64(buf, p + 13);
+          const resetsLog = buf[p + 21] === 1;
+          if (resetsLog && seq > manifest.firstSegmentSeq) {
+            // A snapshot install that crashed before its manifest was written:
+            // nothing from here on was acknowledged (see the "manifest" queue item).
+            abandon = true;
+            return;
+          }
+          const expected = Math.max(this.index.lastIndex, base) + 1;
+          if (!resetsLog && i > 0 && startIndex !== expected) {
+            failure = new CorruptionError(
+              path,
+              offset,
+              `segment starts at ${startIndex}, log ends at ${expected - 1}`,
+            );
+          }
+          return;
+        }
+        if (kind === RecordKind.Entry) {
+          const index = getU64(buf, p + 9);
+          if (index <= base) return;
+          if (index > this.index.lastIndex + 1) {
+            failure = new CorruptionError(
+              path,
+              offset,
+              `entry ${index} leaves a gap after ${this.index.lastIndex}`,
+            );
+            return;
+          }
+          if (index <= this.index.lastIndex) this.index.truncateFrom(index);
+          this.index.add(index, getU64(buf, p + 1), seg, offset);
+        } else if (kind === RecordKind.HardState) {
+          hs = decodeHardState(buf, p);
+        } else if (kind === RecordKind.Truncate) {
+          const from = getU64(buf, p + 1);
+          if (from > base) this.index.truncateFrom(from);
+        } else {
+          failure = new CorruptionError(path, offset, "segment header in the middle of a segment");
+        }
+        void len;
+      });
+      if (failure) {
+        closeSync(fd);
+        throw failure;
+      }
+      if (abandon) {
+        closeSync(fd);
+        for (const s of live.slice(i)) rmSync(join(this.dir, segmentFileName(s)), { force: true });
+        this.logger.warn(
+          { dir: this.dir, fromSegment: seq },
+          "discarded segments of an interrupted snapshot install",
+        );
+        await fsyncDir(this.dir);
+        break;
+      }
+      let end = stop.end;
+      let damaged = stop.kind === "bad" ? stop.reason : null;
+      if (damaged === null && isLast && !isZeroFrom(fd, end, sizeBytes))
+        damaged = "non-zero bytes after the end";
+      if (damaged !== null) {
+        const next = validRecordAfter(fd, end, sizeBytes);
+        if (!isLast || next >= 0) {
+          closeSync(fd);
+          throw new CorruptionError(
+            path,
+            end,
+            `${damaged}${next >= 0 ? ` (a valid record follows at ${next})` : " in a sealed segment"}`,
+          );
+        }
+        this.logger.warn({ file: path, offset: end, reason: damaged }, "truncating torn WAL tail");
+        zeroFrom(fd, end, sizeBytes);
+        await fdatasyncAsync(fd);
+      }
+      if (!sawHeader) {
+        if (!isLast) {
+          closeSync(fd);
+          throw new CorruptionError(path, 0, "empty segment in the middle of the log");
+        }
+        end = 0;
+      }
+      seg.writePos = end;
+      seg.flushedPos = end;
+      this.segments.push(seg);
+    }
+
+    this.walHardState = hs;
+    const last = this.index.lastIndex;
+    if (hs.commit > Math.max(last, base)) {
+      throw new CorruptionError(
+        join(
+          this.dir,
+          segmentFileName(this.segments[this.segments.length - 1]?.seq ?? manifest.firstSegmentSeq),
+        ),
+        this.segments[this.segments.length - 1]?.writePos ?? 0,
+        `committed index ${hs.commit} is beyond the recovered log (last index ${last}): committed entries are missing`,
+      );
+    }
+
+    if (this.segments.length === 0) {
+      const seq = manifest.firstSegmentSeq;
+      const path = join(this.dir, segmentFileName(seq));
+      const fd = await preallocateFile(`${path}.new.tmp`, this.segmentSizeBytes);
+      await rename(`${path}.new.tmp`, path);
+      await fsyncDir(this.dir);
+      this.segments.push({
+        seq,
+        path,
+        fd,
+        sizeBytes: this.segmentSizeBytes,
+        writePos: 0,
+        flushedPos: 0,
+        unflushed: [],
+      });
+    }
+    this.writeSeg = this.segments[this.segments.length - 1]!;
+    if (this.writeSeg.writePos === 0) {
+      this.put(encodeSegmentHeader(this.writeSeg.seq, last + 1, false));
+      this.put(encodeHardState(hs));
+      await this.sync_();
+    }
+    this.startPrealloc();
+    return { hardState: hs, snapshot: manifest.snapshot, lastIndex: Math.max(last, base) };
+  }
+
+  // ---- the write path --------------------------------------------------------
+
+  protected override _writeGate(bytes: number, kind: WriteKind): Promise<void> | null {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.pendingBytes > this.maxPendingBytes && this.flushing) return this.flushing;
+    const seg = this.writeSeg;
+    let segmentsNeeded: number;
+    if (kind === "snapshot") {
+      // A snapshot install that discards the log starts a new segment.
+      segmentsNeeded = 1;
+    } else if (kind !== "append") {
+      // Small records may use the reserve kept at the end of every segment.
+      segmentsNeeded = seg.writePos + 64 <= seg.sizeBytes ? 0 : 1;
+    } else {
+      const room = seg.sizeBytes - seg.writePos - SMALL_RECORD_RESERVE_BYTES;
+      const usable = this.segmentSizeBytes - 2 * SMALL_RECORD_RESERVE_BYTES;
+      segmentsNeeded = bytes <= room ? 0 : Math.ceil((bytes - Math.max(room, 0)) / usable);
+    }
+    if (this.pool.length >= segmentsNeeded) return null;
+    return this.startPrealloc(segmentsNeeded);
+  }
+
+  /** Keeps `target` preallocated segments ready; returns when they are (or preallocation failed). */
+  private startPrealloc(target = 1): Promise<void> {
+    if (this.preallocating) return this.preallocating;
+    if (this.pool.length >= target) return Promise.resolve();
+    const run = async () => {
+      while (this.pool.length < target && this.status !== "closed") {
+        const path = join(this.dir, `prealloc-${process.pid}-${this.preallocCounter++}.tmp`);
+        const fd = await preallocateFile(path, this.segmentSizeBytes);
+        this.pool.push({ path, fd });
+      }
+    };
+    const p = run().finally(() => {
+      this.preallocating = null;
+    });
+    this.preallocating = p;
+    // A background failure is reported to the write that needs the segment, not here.
+    p.catch(() => undefined);
+    return p;
+  }
+
+  private checkHealthy(): void {
+    if (this.failed) throw this.failed;
+  }
+
+  /** Places a record at the end of the write segment, rolling to a fresh one if it does not fit. */
+  private put(buf: Buffer, small = false): void {
+    const seg = this.writeSeg;
+    const limit = seg.sizeBytes - (small ? 0 : SMALL_RECORD_RESERVE_BYTES);
+    if (seg.writePos + buf.length > limit) {
+      this.roll(false);
+      return this.put(buf, small);
+    }
+    this.enqueueWrite(seg, buf);
+  }
+
+  private enqueueWrite(seg: Segment, buf: Buffer): number {
+    const pos = seg.writePos;
+    seg.writePos += buf.length;
+    seg.unflushed.push({ pos, buf });
+    this.pendingBytes += buf.length;
+    this.enqueue({ kind: "write", seg, pos, buf });
+    return pos;
+  }
+
+  private roll(resetsLog: boolean): void {
+    const fresh = this.pool.shift();
+    invariant(fresh !== undefined, "no preallocated segment (the write gate must ensure one)");
+    const from = this.writeSeg;
+    const seq = from.seq + 1;
+    const to: Segment = {
+      seq,
+      path: join(this.dir, segmentFileName(seq)),
+      fd: fresh.fd,
+      sizeBytes: this.segmentSizeBytes,
+      writePos: 0,
+      flushedPos: 0,
+      unflushed: [],
+    };
+    this.segments.push(to);
+    this.writeSeg = to;
+    this.enqueue({ kind: "roll", from, to, tmpPath: fresh.path });
+    this.enqueueWrite(to, encodeSegmentHeader(seq, this.index.lastIndex + 1, resetsLog));
+    this.enqueueWrite(to, encodeHardState(this.walHardState));
+    this.startPrealloc();
+  }
+
+  private enqueue(item: QueueItem): void {
+    this.queue.push(item);
+    if (!this.flushing) this.flushing = this.flushLoop();
+  }
+
+  protected _append(entries: readonly Entry[], lastIndexBefore: number): Promise<void> {
+    this.checkHealthy();
+    const first = entries[0]!.index;
+    if (first <= lastIndexBefore) this.index.truncateFrom(first);
+    for (const e of entries) {
+      const buf = encodeEntry(e);
+      this.put(buf);
+      this.index.add(e.index, e.term, this.writeSeg, this.writeSeg.writePos - buf.length);
+    }
+    return Promise.resolve();
+  }
+
+  protected _truncateSuffix(fromIndex: number): Promise<void> {
+    this.checkHealthy();
+    this.put(encodeTruncate(fromIndex), true);
+    this.index.truncateFrom(fromIndex);
+    return this.sync_();
+  }
+
+  protected _saveHardState(hardState: HardState): Promise<void> {
+    this.checkHealthy();
+    this.put(encodeHardState(hardState), true);
+    this.walHardState = hardState;
+    return Promise.resolve();
+  }
+
+  protected _compact(snapshot: SnapshotMetadata, discardLog: boolean): Promise<void> {
+    this.checkHealthy();
+    if (discardLog) {
+      this.index.reset(snapshot.index);
+      this.roll(true);
+    } else {
+      this.index.compactThrough(snapshot.index);
+    }
+    const first = discardLog ? this.writeSeg : (this.index.oldestSegment() ?? this.writeSeg);
+    const manifest: Manifest = { version: 1, firstSegmentSeq: first.seq, snapshot };
+    const d = deferred();
+    this.enqueue({ kind: "manifest", seg: this.writeSeg, manifest, done: d.done });
+    return d.promise;
+  }
+
+  protected _sync(): Promise<void> {
+    this.checkHealthy();
+    return this.sync_();
+  }
+
+  private sync_(): Promise<void> {
+    const d = deferred();
+    this.enqueue({ kind: "sync", seg: this.writeSeg, done: d.done });
+    return d.promise;
+  }
+
+  private async flushLoop(): Promise<void> {
+    // Let the caller store this promise in `flushing` before the loop can end.
+    await Promise.resolve();
+    try {
+      while (this.queueHead < this.queue.length) {
+        const item = this.queue[this.queueHead]!;
+        switch (item.kind) {
+          case "write":
+            await this.flushWrites();
+            break;
+          case "sync": {
+            // Group commit: write everything queued up to the next non-write item,
+            // then one fdatasync answers every sync among it.
+            const waiters: Deferred[] = [];
+            const seg = item.seg;
+            while (this.queueHead < this.queue.length) {
+              const it = this.queue[this.queueHead]!;
+              if (it.kind === "sync" && it.seg === seg) {
+                waiters.push(it.done);
+                this.queueHead++;
+              } else if (it.kind === "write" && it.seg === seg) {
+                await this.flushWrites();
+              } else break;
+            }
+            await fdatasyncAsync(seg.fd).catch((err) => {
+              throw wrapIoError(`fdatasync of ${seg.path}`, err);
+            });
+            for (const w of waiters) w.resolve();
+            break;
+          }
+          case "roll":
+            this.queueHead++;
+            await fdatasyncAsync(item.from.fd);
+            await rename(item.tmpPath, item.to.path);
+            await fsyncDir(this.dir);
+            break;
+          case "manifest": {
+            this.queueHead++;
+            await fdatasyncAsync(item.seg.fd);
+            await writeManifest(join(this.dir, "MANIFEST"), item.manifest);
+            this.manifest = item.manifest;
+            const dead = this.segments.filter((s) => s.seq < item.manifest.firstSegmentSeq);
+            this.segments = this.segments.filter((s) => s.seq >= item.manifest.firstSegmentSeq);
+            for (const s of dead) {
+              closeSync(s.fd);
+              await unlink(s.path);
+            }
+            if (dead.length > 0) await fsyncDir(this.dir);
+            item.done.resolve();
+            break;
+          }
+        }
+        if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+          this.queue = this.queue.slice(this.queueHead);
+          this.queueHead = 0;
+        }
+      }
+    } catch (err) {
+      this.poison(err);
+    } finally {
+      // Synchronously after the last emptiness check: a later enqueue starts a new loop.
+      this.queue = [];
+      this.queueHead = 0;
+      this.flushing = null;
+    }
+  }
+
+  /** Writes the run of consecutive queued writes to one segment with writev calls. */
+  private async flushWrites(): Promise<void> {
+    const first = this.queue[this.queueHead] as Extract<QueueItem, { kind: "write" }>;
+    const seg = first.seg;
+    const bufs: Buffer[] = [];
+    let bytes = 0;
+    while (this.queueHead < this.queue.length && bytes < MAX_WRITEV_BYTES) {
+      const it = this.queue[this.queueHead]!;
+      if (it.kind !== "write" || it.seg !== seg || it.pos !== first.pos + bytes) break;
+      bufs.push(it.buf);
+      bytes += it.buf.length;
+      this.queueHead++;
+    }
+    let written = 0;
+    try {
+      while (written < bytes) {
+        const rest = written === 0 ? bufs : sliceBuffers(bufs, written);
+        // writev takes at most IOV_MAX (1024) buffers per call.
+        const chunk = rest.slice(0, 1024);
+        const { bytesWritten } = await writevAsync(seg.fd, chunk, first.pos + written);
+        if (bytesWritten === 0) throw new StorageError(`write to ${seg.path} made no progress`);
+        written += bytesWritten;
+      }
+    } catch (err) {
+      throw wrapIoError(`writing ${seg.path} at ${first.pos + written}`, err);
+    }
+    seg.flushedPos = first.pos + bytes;
+    this.pendingBytes -= bytes;
+    let drop = 0;
+    while (drop < seg.unflushed.length && seg.unflushed[drop]!.pos < seg.flushedPos) drop++;
+    seg.unflushed.splice(0, drop);
+  }
+
+  private poison(err: unknown): void {
+    const e =
+      err instanceof StorageError || err instanceof CorruptionError
+        ? err
+        : new StorageError(`WAL write failed; reopen the store to recover: ${String(err)}`, { cause: err });
+    this.failed ??= e;
+    this.logger.warn({ dir: this.dir, err: String(err) }, "file log store failed; it must be reopened");
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const it = this.queue[i]!;
+      if (it.kind === "sync" || it.kind === "manifest") it.done.reject(this.failed);
+    }
+    this.queue = [];
+    this.queueHead = 0;
+  }
+
+  // ---- reads -----------------------------------------------------------------
+
+  protected _readTermSync(index: number): number {
+    return this.index.term(index);
+  }
+
+  protected _readEntriesSync(lo: number, hi: number, maxBytes: number): Entry[] {
+    const out: Entry[] = [];
+    let size = 0;
+    let i = lo;
+    while (i < hi) {
+      const { run, offset, skip } = this.index.locate(i);
+      const cursor = new SegmentCursor(run.segment);
+      const runEnd = run.start + run.count;
+      let pos = offset;
+      let toSkip = skip;
+      while (i < hi && i < runEnd) {
+        const r = cursor.record(pos);
+        pos += HEADER_BYTES + r.payloadBytes;
+        if (r.buf[r.payload] !== RecordKind.Entry) continue;
+        if (toSkip > 0) {
+          toSkip--;
+          continue;
+        }
+        const e = decodeEntry(r.buf, r.payload, r.payloadBytes);
+        if (e.index !== i) {
+          throw new CorruptionError(
+            run.segment.path,
+            pos - HEADER_BYTES - r.payloadBytes,
+            `expected entry ${i}`,
+          );
+        }
+        if (out.length > 0 && size + e.data.length > maxBytes) return out;
+        out.push(e);
+        size += e.data.length;
+        i++;
+      }
+    }
+    return out;
+  }
+
+  // ---- close -----------------------------------------------------------------
+
+  protected async _close(): Promise<void> {
+    try {
+      if (!this.failed) await this.sync_();
+      await this.preallocating?.catch(() => undefined);
+      await this.flushing;
+    } finally {
+      this.closeAllFds();
+      this.lock?.release();
+      this.lock = null;
+    }
+  }
+
+  private closeAllFds(): void {
+    for (const s of this.segments) closeSync(s.fd);
+    this.segments = [];
+    for (const p of this.pool) {
+      closeSync(p.fd);
+      rmSync(p.path, { force: true });
+    }
+    this.pool = [];
+  }
+}
+
+function sliceBuffers(bufs: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  let s = skip;
+  for (const b of bufs) {
+    if (s >= b.length) {
+      s -= b.length;
+      continue;
+    }
+    out.push(s > 0 ? b.subarray(s) : b);
+    s = 0;
+  }
+  return out;
+}

@@ -115,7 +115,8 @@ export class TranscriptRunner {
     };
     switch (name) {
       case "add-nodes":
-        return this.addNodes(id(0), kv);
+        this.addNodes(id(0), kv);
+        return;
       case "add-node": {
         // A new member bootstraps with the cluster's initial configuration, like every other node.
         c().addNode(id(0), {
@@ -151,7 +152,8 @@ export class TranscriptRunner {
         return;
       }
       case "propose-conf-change":
-        return this.proposeConfChange(id(0), args.slice(1), kv);
+        this.proposeConfChange(id(0), args.slice(1), kv);
+        return;
       case "transfer-leader":
         c().node(id(0)).raw.transferLeader(id(1));
         return;
@@ -182,7 +184,8 @@ export class TranscriptRunner {
         return;
       }
       case "stabilize":
-        return this.stabilize(args.map(Number));
+        this.stabilize(args.map(Number));
+        return;
       case "partition":
         c().partition(...args.map((g) => g.split(",").map(Number)));
         return;
@@ -220,9 +223,11 @@ export class TranscriptRunner {
         }
         return;
       case "status":
-        return this.status(id(0));
+        this.status(id(0));
+        return;
       case "log":
-        return this.log(id(0));
+        this.log(id(0));
+        return;
       case "applied": {
         const n = c().node(id(0));
         this.out.push(`${n.id}: ${fmtEntries(n.applied) || "(none)"}`);

@@ -249,8 +249,13 @@ export class FileStorageEngine extends AbstractLogStore {
       const path = join(this.dir, segmentFileName(seq));
       const fd = openSync(path, "r+");
       const sizeBytes = statSync(path).size;
-      const seg: Segment = { seq, path, fd, sizeBytes, writePos: 0, flushedPos: 0, unflushed: [] };
       const isLast = i === live.length - 1;
+      if (sizeBytes < 64 * 1024) {
+        // Segments are renamed into place only once fully preallocated.
+        closeSync(fd);
+        throw new CorruptionError(path, sizeBytes, `segment is truncated (${sizeBytes} bytes)`);
+      }
+      const seg: Segment = { seq, path, fd, sizeBytes, writePos: 0, flushedPos: 0, unflushed: [] };
       let sawHeader = false;
       let abandon = false;
       let failure: CorruptionError | null = null;
@@ -269,6 +274,15 @@ export class FileStorageEngine extends AbstractLogStore {
           sawHeader = true;
           const startIndex = getU64(buf, p + 13);
           const resetsLog = buf[p + 21] === 1;
+          const headerSize = getU64(buf, p + 22);
+          if (headerSize !== sizeBytes) {
+            failure = new CorruptionError(
+              path,
+              sizeBytes,
+              `segment is ${sizeBytes} bytes, its header says ${headerSize}`,
+            );
+            return;
+          }
           if (resetsLog && seq > manifest.firstSegmentSeq) {
             // A snapshot install that crashed before its manifest was written:
             // nothing from here on was acknowledged (see the "manifest" queue item).
@@ -382,12 +396,12 @@ export class FileStorageEngine extends AbstractLogStore {
       });
     }
     this.writeSeg = this.segments[this.segments.length - 1]!;
+    await this.startPrealloc();
     if (this.writeSeg.writePos === 0) {
-      this.put(encodeSegmentHeader(this.writeSeg.seq, last + 1, false));
+      this.put(encodeSegmentHeader(this.writeSeg.seq, last + 1, false, this.writeSeg.sizeBytes));
       this.put(encodeHardState(hs));
       await this.sync_();
     }
-    this.startPrealloc();
     return { hardState: hs, snapshot: manifest.snapshot, lastIndex: Math.max(last, base) };
   }
 
@@ -443,7 +457,8 @@ export class FileStorageEngine extends AbstractLogStore {
     const limit = seg.sizeBytes - (small ? 0 : SMALL_RECORD_RESERVE_BYTES);
     if (seg.writePos + buf.length > limit) {
       this.roll(false);
-      return this.put(buf, small);
+      this.put(buf, small);
+      return;
     }
     this.enqueueWrite(seg, buf);
   }
@@ -474,7 +489,7 @@ export class FileStorageEngine extends AbstractLogStore {
     this.segments.push(to);
     this.writeSeg = to;
     this.enqueue({ kind: "roll", from, to, tmpPath: fresh.path });
-    this.enqueueWrite(to, encodeSegmentHeader(seq, this.index.lastIndex + 1, resetsLog));
+    this.enqueueWrite(to, encodeSegmentHeader(seq, this.index.lastIndex + 1, resetsLog, to.sizeBytes));
     this.enqueueWrite(to, encodeHardState(this.walHardState));
     this.startPrealloc();
   }

@@ -17,7 +17,7 @@ import { crc32c } from "../crc32c.ts";
 export const HEADER_BYTES = 8;
 
 export const RecordKind = {
-  /** First record of every segment: `u32 magic, u64 seq, u64 startIndex, u8 resetsLog`. */
+  /** First record of every segment: `u32 magic, u64 seq, u64 startIndex, u8 resetsLog, u64 sizeBytes`. */
   SegmentHeader: 1,
   /** `u64 term, u64 index, u8 type, data`. */
   Entry: 2,
@@ -88,13 +88,19 @@ export function encodeTruncate(fromIndex: number): Buffer {
   });
 }
 
-export function encodeSegmentHeader(seq: number, startIndex: number, resetsLog: boolean): Buffer {
-  return frame(22, (b, p) => {
+export function encodeSegmentHeader(
+  seq: number,
+  startIndex: number,
+  resetsLog: boolean,
+  sizeBytes: number,
+): Buffer {
+  return frame(30, (b, p) => {
     b[p] = RecordKind.SegmentHeader;
     b.writeUInt32LE(SEGMENT_MAGIC, p + 1);
     putU64(b, p + 5, seq);
     putU64(b, p + 13, startIndex);
     b[p + 21] = resetsLog ? 1 : 0;
+    putU64(b, p + 22, sizeBytes);
   });
 }
 
@@ -113,7 +119,7 @@ export function decodeHardState(b: Uint8Array, p: number): HardState {
 }
 
 /** Minimum payload size per kind: a shorter one is corrupt even if its CRC matches. */
-export const MIN_PAYLOAD: Record<RecordKind, number> = { 1: 22, 2: 18, 3: 25, 4: 9 };
+export const MIN_PAYLOAD: Record<RecordKind, number> = { 1: 30, 2: 18, 3: 25, 4: 9 };
 
 /**
  * Checks the record at `b[off..]`. Returns the payload length if it is a

@@ -13,7 +13,7 @@ import {
 import { entryBytes } from "./log.ts";
 import type { Progress } from "./progress.ts";
 import type { Raft } from "./raft.ts";
-import { handleReadIndexRequest, onRoundAcknowledged } from "./reads.ts";
+import { disableLeaseForTerm, handleReadIndexRequest, onRoundAcknowledged } from "./reads.ts";
 import {
   type AppendResponseMessage,
   type HeartbeatResponseMessage,
@@ -199,5 +199,9 @@ export function transferLeadership(r: Raft, target: NodeId): void {
 }
 
 function sendTimeoutNow(r: Raft, to: NodeId): void {
+  // The target may campaign whenever this message arrives, even long after the
+  // transfer is abandoned, and its voters bypass stickiness for it: from now on
+  // no heartbeat round of this term can prove that no other leader exists.
+  disableLeaseForTerm(r);
   r.send({ type: "timeoutNow", from: r.id, to, term: r.term });
 }

@@ -99,7 +99,14 @@ export function onRoundAcknowledged(r: Raft): void {
 /** Rounds sent before a membership change prove nothing about the new quorum: the lease restarts. */
 export function invalidateLease(r: Raft): void {
   r.leaseBaseTick = Number.NEGATIVE_INFINITY;
-  r.leaseMinRound = r.round + 1;
+  // Never lower the bar: it may be disabled for the whole term (disableLeaseForTerm).
+  r.leaseMinRound = Math.max(r.leaseMinRound, r.round + 1);
+}
+
+/** No round of this term may extend the lease any more (reset() re-enables it for the next term). */
+export function disableLeaseForTerm(r: Raft): void {
+  r.leaseBaseTick = Number.NEGATIVE_INFINITY;
+  r.leaseMinRound = Number.POSITIVE_INFINITY;
 }
 
 export function leaseValid(r: Raft): boolean {

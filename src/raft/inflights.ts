@@ -53,6 +53,11 @@ export class Inflights {
     if (this._count === 0) this.start = 0;
   }
 
+  /** Frees the oldest message (used to probe past a lost one; see handleHeartbeatResponse). */
+  freeFirstOne(): void {
+    if (this._count > 0) this.freeLE(this.indexes[this.start]!);
+  }
+
   full(): boolean {
     return this._count === this.capacity || (this.maxBytes > 0 && this._bytes >= this.maxBytes);
   }

@@ -166,6 +166,10 @@ function handleHeartbeatResponse(r: Raft, m: HeartbeatResponseMessage): void {
   pr.recentActive = true;
   pr.msgAppFlowPaused = false;
   if (m.round > pr.ackedRound && m.round <= r.round) pr.ackedRound = m.round;
+  // The follower is alive, but a full pipeline may be waiting on appends (or acks) that were lost:
+  // nothing would ever be sent again. Free one slot, so the next append reaches the follower, which
+  // rejects the gap and sends us back to probing (etcd's FreeFirstOne).
+  if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
   if (pr.match < r.log.lastIndex()) sendAppend(r, m.from);
   onRoundAcknowledged(r);
 }

@@ -1,69 +1,84 @@
 /**
- * The application side of a replicated node: a deterministic state machine
- * fed committed entries in log order, and the snapshots that let the log be
- * compacted and lagging followers catch up.
+ * The StateMachine contract: what Raft replicates into. The runtime calls
+ * `apply` with committed entries in index order, exactly once each (entries
+ * at or below `lastApplied()` are skipped, which makes replay after a restart
+ * safe); `snapshot` streams a point-in-time image; `restore` replaces the
+ * whole state with one; `read` answers a query from local state (the runtime
+ * makes it linearizable with ReadIndex first).
  *
- * The runtime (src/node/) guarantees:
- * - `apply` is called with committed entries in index order, each index at
- *   most once per process lifetime, never concurrently with another `apply`,
- *   `snapshot` or `restore`. After a restart it replays entries above
- *   `lastApplied()`: a state machine that persists its state must persist
- *   `lastApplied` atomically with it (or not persist at all and rely on
- *   snapshots + replay).
- * - Entries with empty data (a new leader's no-op) and membership entries are
- *   passed too, so `lastApplied` can advance; a state machine ignores them
- *   (`entry.type !== EntryType.Normal || entry.data.length === 0`).
- * - `read` may run between applies, never during one.
+ * The snapshot types live in snapshot-store.ts and are re-exported here.
  */
 
+import { InvalidArgumentError, invariant } from "../errors.ts";
 import type { Entry } from "../raft/types.ts";
 
-export interface StateMachine {
-  /** Opens / recovers the state machine. Called once before anything else. */
-  open(): Promise<void>;
-  /** The index of the last entry applied (0 if none). */
-  lastApplied(): number;
-  /** Applies committed entries in order; returns one result per entry (empty for no-ops). */
-  apply(entries: readonly Entry[]): Promise<readonly Uint8Array[]>;
-  /** Answers a query against the current state (no side effects). */
-  read(query: Uint8Array): Promise<Uint8Array>;
-  /** Streams the state as of `lastApplied()`. The state must not change while it streams. */
-  snapshot(): AsyncIterable<Uint8Array>;
-  /** Replaces the whole state with a snapshot taken at `index`; `lastApplied()` becomes `index`. */
-  restore(chunks: AsyncIterable<Uint8Array>, index: number): Promise<void>;
-  close(): Promise<void>;
-}
+export type { SnapshotInfo, SnapshotStore } from "./snapshot-store.ts";
 
-/** A stored snapshot: its Raft metadata plus where its bytes are. */
-export interface SnapshotInfo {
+export interface AppliedIndex {
   readonly index: number;
   readonly term: number;
-  /** Encoded by the runtime (membership + member addresses); opaque to the store. */
-  readonly meta: Uint8Array;
-  readonly sizeBytes: number;
-  /** CRC32C of the data bytes. */
-  readonly crc32c: number;
 }
 
-/**
- * Snapshot files: written atomically (temp file, fsync, rename, fsync dir),
- * read back in chunks, the newest K kept.
- */
-export interface SnapshotStore {
+export interface StateMachine<R = unknown, Q = unknown, A = unknown> {
+  /** Loads persisted state (if any); `lastApplied()` then says where it stands. */
   open(): Promise<void>;
-  /** Writes a complete snapshot; it becomes visible only once durable. Returns its info. */
-  write(
-    index: number,
-    term: number,
-    meta: Uint8Array,
-    data: AsyncIterable<Uint8Array>,
-  ): Promise<SnapshotInfo>;
-  /** Snapshots present, newest first. */
-  list(): Promise<readonly SnapshotInfo[]>;
-  latest(): Promise<SnapshotInfo | null>;
-  /** Streams a snapshot's data in chunks of at most `chunkBytes`, verifying its checksum at the end. */
-  read(index: number, chunkBytes: number): AsyncIterable<Uint8Array>;
-  /** Deletes all but the newest `keep` snapshots. */
-  prune(keep: number): Promise<void>;
   close(): Promise<void>;
+  lastApplied(): AppliedIndex;
+  /** One result per entry, in order. Throwing is reserved for faults, never for bad commands. */
+  apply(entries: readonly Entry[]): Promise<R[]>;
+  read(query: Q): A | Promise<A>;
+  /**
+   * The state as of `lastApplied()` at the moment of the call, as a stream of
+   * chunks. Later applies do not change it (the image is captured at once).
+   */
+  snapshot(): AsyncIterable<Uint8Array>;
+  /**
+   * Replaces the state with a snapshot's. The stream may fail at its very end
+   * (a checksum): nothing may change unless it ends cleanly.
+   */
+  restore(data: AsyncIterable<Uint8Array>, applied: AppliedIndex): Promise<void>;
+}
+
+/** Validates and de-duplicates, then calls `_applyOne` per new entry (abstract-level style). */
+export abstract class AbstractStateMachine<R, Q, A> implements StateMachine<R, Q, A> {
+  private applied: AppliedIndex = { index: 0, term: 0 };
+
+  lastApplied(): AppliedIndex {
+    return this.applied;
+  }
+
+  abstract open(): Promise<void>;
+  abstract close(): Promise<void>;
+  abstract read(query: Q): A | Promise<A>;
+  abstract snapshot(): AsyncIterable<Uint8Array>;
+  /** Applies one entry; `Normal` entries with empty data are a new leader's no-op. */
+  protected abstract _applyOne(entry: Entry): R;
+  /** The result reported for an entry applied before (a replay after restart). */
+  protected abstract _skipped(entry: Entry): R;
+  protected abstract _restore(data: AsyncIterable<Uint8Array>): Promise<void>;
+
+  async apply(entries: readonly Entry[]): Promise<R[]> {
+    const out: R[] = [];
+    for (const e of entries) {
+      if (e.index <= this.applied.index) {
+        out.push(this._skipped(e));
+        continue;
+      }
+      if (e.index !== this.applied.index + 1) {
+        throw new InvalidArgumentError(`apply of entry ${e.index} after ${this.applied.index} leaves a gap`);
+      }
+      out.push(this._applyOne(e));
+      this.applied = { index: e.index, term: e.term };
+    }
+    invariant(out.length === entries.length, "one result per entry");
+    return out;
+  }
+
+  async restore(data: AsyncIterable<Uint8Array>, applied: AppliedIndex): Promise<void> {
+    if (!Number.isSafeInteger(applied.index) || applied.index < 0) {
+      throw new InvalidArgumentError(`restore index must be a non-negative integer, got ${applied.index}`);
+    }
+    await this._restore(data);
+    this.applied = { index: applied.index, term: applied.term };
+  }
 }

@@ -1,0 +1,10 @@
+export { BUG_NAMES, type BugName, type BugSwitches, bugNames, bugsFromNames } from "./bugs.ts";
+export type { ChaosStats } from "./chaos.ts";
+export { Invariants } from "./invariants.ts";
+export { chainHash, type KvCommand, KvMachine } from "./kv-machine.ts";
+export { type PartitionKind, SimNetwork } from "./network.ts";
+export { drawParams, MS, PROFILES, type ProfileName, type SimParams } from "./profile.ts";
+export { SimNode } from "./sim-node.ts";
+export { runSimulation, type SimOptions, type SimResult, Simulation } from "./simulation.ts";
+export { replayCommand, runSwarm, type SwarmOptions, type SwarmSummary } from "./swarm.ts";
+export type { WorkloadStats } from "./workload.ts";

@@ -1,0 +1,478 @@
+/**
+ * The deterministic simulator: a whole Raft cluster in one thread, every
+ * choice drawn from one seed, invariants checked after every step, the
+ * client history checked for linearizability at the end.
+ *
+ * A run has two phases. The chaos phase processes `steps` events (ticks,
+ * message deliveries, fsync completions, client and fault actions) with the
+ * profile's faults on. The liveness phase then stops all faults (heals the
+ * network, restarts crashed nodes, stops membership changes) and requires a
+ * leader to commit a fresh proposal within `livenessUs` of simulated time,
+ * and every member to catch up.
+ *
+ * Each node follows the Ready contract exactly: `messagesNow` leave at once;
+ * the write (snapshot, entries, hard state) completes after a simulated fsync;
+ * only then `messages` leave, committed entries are applied in order, read
+ * states are released once applied, and advance() is called. Inputs (ticks,
+ * messages, proposals) keep arriving while a write is in flight.
+ */
+
+import { type ConfState, EntryType, type Message, type NodeId } from "../../raft/types.ts";
+import { type HistoryRecord, HistoryRecorder } from "../history.ts";
+import { checkKvHistory } from "../linearizability/kv.ts";
+import { Prng } from "../prng.ts";
+import type { BugSwitches } from "./bugs.ts";
+import { Chaos, type ChaosStats, type ChaosWorld } from "./chaos.ts";
+import { EventKind, EventQueue, type SimEvent } from "./event-queue.ts";
+import { Invariants } from "./invariants.ts";
+import { encodeCommand, KvMachine } from "./kv-machine.ts";
+import { MAX_NODE_ID, SimNetwork } from "./network.ts";
+import { drawParams, MS, type ProfileName, type SimParams } from "./profile.ts";
+import { SimNode } from "./sim-node.ts";
+import { Workload, type WorkloadStats } from "./workload.ts";
+
+export interface SimOptions {
+  readonly seed: number;
+  /** Events processed in the chaos phase. */
+  readonly steps: number;
+  readonly profile?: ProfileName;
+  /** 3, 5 or 7 (default: drawn from the seed). */
+  readonly voters?: number;
+  readonly bugs?: BugSwitches;
+  /** Overrides of the drawn parameters. */
+  readonly params?: Partial<SimParams>;
+  /** Simulated time allowed for a leader to commit once faults stop. Default 30 s. */
+  readonly livenessUs?: number;
+  /** Check the history for linearizability (default true). */
+  readonly checkLinearizability?: boolean;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly params: SimParams;
+  readonly steps: number;
+  /** All events, both phases. */
+  readonly events: number;
+  readonly deliveries: number;
+  readonly simTimeUs: number;
+  /** The first safety or liveness violation, or null. */
+  readonly violation: string | null;
+  /** Linearizability of the client history (null when not checked). */
+  readonly linearizable: boolean | "unknown" | null;
+  readonly counterexample: string | null;
+  /** Simulated time from "faults stop" to the probe committing (null if it did not). */
+  readonly livenessUs: number | null;
+  readonly elections: number;
+  readonly ops: number;
+  readonly workload: WorkloadStats;
+  readonly chaos: ChaosStats;
+  readonly history: readonly HistoryRecord[];
+}
+
+const LIVENESS_DEFAULT_US = 30_000 * MS;
+const CATCH_UP_US = 10_000 * MS;
+/** Hard cap on events in the liveness phase, in case time stops advancing. */
+const LIVENESS_EVENTS_MAX = 5_000_000;
+
+export class Simulation implements ChaosWorld {
+  now = 0;
+  readonly nodes = new Map<NodeId, SimNode>();
+  readonly network: SimNetwork;
+  readonly params: SimParams;
+  readonly invariants: Invariants;
+  readonly history: HistoryRecorder;
+  private readonly queue = new EventQueue();
+  private readonly workload: Workload;
+  private readonly chaos: Chaos;
+  private readonly bugs: BugSwitches;
+  private readonly seed: number;
+  // Independent streams, so that e.g. a change in the workload does not reshuffle the faults.
+  private readonly prngDisk: Prng;
+  private readonly prngClock: Prng;
+  private readonly prngMisc: Prng;
+  private nextId: NodeId;
+  /** The newest configuration applied anywhere (committed, hence authoritative), and its index. */
+  private latestConf: { index: number; cs: ConfState };
+  private touched: SimNode[] = [];
+  deliveries = 0;
+  events = 0;
+  private probe: { node: SimNode; incarnation: number; index: number; term: number } | null = null;
+  private probeDoneAt: number | null = null;
+
+  constructor(private readonly opts: SimOptions) {
+    const seed = opts.seed;
+    this.seed = seed;
+    const root = new Prng(seed);
+    const stream = (): Prng => new Prng(root.nextUint32());
+    this.params = { ...drawParams(stream(), opts.profile ?? "swarm", opts.voters), ...opts.params };
+    this.bugs = opts.bugs ?? {};
+    this.network = new SimNetwork(stream(), this.params);
+    this.prngDisk = stream();
+    this.prngClock = stream();
+    this.prngMisc = stream();
+    const workloadPrng = stream();
+    const chaosPrng = stream();
+    this.history = new HistoryRecorder({ now: () => this.now });
+    this.invariants = new Invariants(this.nodes);
+    const p = this.params;
+    const ids = Array.from({ length: p.voters + p.learners }, (_, i) => i + 1);
+    const cs: ConfState = {
+      voters: ids.slice(0, p.voters),
+      learners: ids.slice(p.voters),
+      votersOutgoing: [],
+      learnersNext: [],
+      autoLeave: false,
+    };
+    this.latestConf = { index: 1, cs };
+    for (const id of ids) this.nodes.set(id, new SimNode(id, cs, 0));
+    this.nextId = ids.length + 1;
+    this.workload = new Workload(this, p, workloadPrng, this.history, this.invariants);
+    this.chaos = new Chaos(this, p, chaosPrng);
+  }
+
+  // --- SimWorld -------------------------------------------------------------
+
+  schedule(delayUs: number, fn: () => void): void {
+    this.queue.push(this.now + Math.max(0, delayUs), EventKind.Call, 0, 0, null, fn);
+  }
+
+  afterInput(node: SimNode): void {
+    this.touched.push(node);
+  }
+
+  coreError(node: SimNode, e: unknown): void {
+    const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    this.invariants.fail(`node ${node.id} threw ${msg}`);
+  }
+
+  leader(): SimNode | null {
+    let best: SimNode | null = null;
+    for (const n of this.nodes.values()) {
+      const r = n.raw?.internals;
+      if (!n.alive || r?.role !== "leader") continue;
+      if (best === null || r.term > best.raw!.internals.term) best = n;
+    }
+    return best;
+  }
+
+  crash(node: SimNode): void {
+    if (!node.alive) return;
+    const torn = node.crash(this.prngDisk, this.params, this.bugs);
+    if (torn.length > 0) {
+      this.invariants.onEntriesWritten(node, torn);
+      this.invariants.onDurableWrite(node, node.durable.hardState.commit, torn);
+    }
+    this.workload.onCrash(node);
+    if (this.probe?.node === node) this.probe = null;
+  }
+
+  restart(node: SimNode): void {
+    if (node.alive) return;
+    node.start(this.params, this.seed, this.bugs, this.prngClock);
+    this.queue.push(
+      this.now + this.prngClock.int(node.tickUs),
+      EventKind.Tick,
+      node.id,
+      node.incarnation,
+      null,
+      null,
+    );
+    this.touched.push(node);
+  }
+
+  createNode(): SimNode | null {
+    if (this.nextId >= MAX_NODE_ID) return null;
+    const n = new SimNode(this.nextId++, null, this.now);
+    this.nodes.set(n.id, n);
+    this.restart(n);
+    return n;
+  }
+
+  // --- Running --------------------------------------------------------------
+
+  run(): SimResult {
+    for (const n of this.nodes.values()) this.restart(n);
+    this.flush();
+    this.workload.start();
+    this.chaos.start();
+    let steps = 0;
+    while (steps < this.opts.steps && this.invariants.violation === null) {
+      if (!this.step()) break;
+      steps++;
+    }
+    let livenessUs: number | null = null;
+    if (this.invariants.violation === null) livenessUs = this.liveness();
+    if (this.invariants.violation === null) this.invariants.finalCheck(this.leader());
+    let linearizable: boolean | "unknown" | null = null;
+    let counterexample: string | null = null;
+    const history = this.history.records();
+    if (this.opts.checkLinearizability !== false) {
+      const res = checkKvHistory(history, { maxSteps: 20_000_000 });
+      linearizable = res.ok;
+      if (res.ok === false) counterexample = res.counterexample.rendering;
+    }
+    return {
+      seed: this.seed,
+      params: this.params,
+      steps,
+      events: this.events,
+      deliveries: this.deliveries,
+      simTimeUs: this.now,
+      violation: this.invariants.violation,
+      linearizable,
+      counterexample,
+      livenessUs,
+      elections: this.invariants.elections,
+      ops: history.length,
+      workload: this.workload.stats,
+      chaos: this.chaos.stats,
+      history,
+    };
+  }
+
+  /** Processes one event; false when nothing is left to do. */
+  private step(): boolean {
+    const ev = this.queue.pop();
+    if (ev === undefined) return false;
+    this.now = ev.at;
+    this.events++;
+    try {
+      this.dispatch(ev);
+      this.flush();
+    } catch (e) {
+      const node = this.nodes.get(ev.node || ev.msg?.to || 0);
+      this.invariants.fail(
+        `step at ${this.now}us threw (node ${node?.id ?? "-"}): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+      );
+    }
+    return true;
+  }
+
+  private dispatch(ev: SimEvent): void {
+    switch (ev.kind) {
+      case EventKind.Tick: {
+        const n = this.nodes.get(ev.node)!;
+        if (!n.alive || n.incarnation !== ev.incarnation) return;
+        n.raw!.tick();
+        this.touched.push(n);
+        this.queue.push(this.now + n.tickUs, EventKind.Tick, n.id, n.incarnation, null, null);
+        return;
+      }
+      case EventKind.Deliver: {
+        const m = ev.msg!;
+        const to = this.nodes.get(m.to);
+        if (!to?.alive || !this.network.canSend(m.from, m.to)) {
+          this.dropped(m);
+          return;
+        }
+        to.raw!.step(m);
+        this.deliveries++;
+        this.touched.push(to);
+        if (m.type === "snapshot") this.reportSnapshot(m, true);
+        return;
+      }
+      case EventKind.Fsync: {
+        const n = this.nodes.get(ev.node)!;
+        if (!n.alive || n.incarnation !== ev.incarnation || n.pending === null) return;
+        this.completeReady(n);
+        return;
+      }
+      case EventKind.Call:
+        ev.fn!();
+        return;
+    }
+  }
+
+  /** Handles the Readys of every node touched by the current event, then checks invariants. */
+  private flush(): void {
+    for (let i = 0; i < this.touched.length; i++) {
+      const n = this.touched[i]!;
+      this.processReady(n);
+      this.invariants.observe(n);
+    }
+    this.touched.length = 0;
+  }
+
+  private send(msgs: readonly Message[]): void {
+    for (const m of msgs) {
+      if (!this.network.canSend(m.from, m.to)) {
+        this.dropped(m);
+        continue;
+      }
+      const delays = this.network.delays();
+      if (delays.length === 0) this.dropped(m);
+      for (const d of delays) this.queue.push(this.now + d, EventKind.Deliver, m.to, 0, m, null);
+    }
+  }
+
+  /** A message was lost: the sender's transport notices some of the time. */
+  private dropped(m: Message): void {
+    if (m.type === "snapshot") {
+      this.reportSnapshot(m, false);
+      return;
+    }
+    const from = this.nodes.get(m.from);
+    if (from?.alive && from.raw!.internals.role === "leader" && this.prngMisc.chance(0.1)) {
+      from.raw!.reportUnreachable(m.to);
+      this.touched.push(from);
+    }
+  }
+
+  private reportSnapshot(m: Message, ok: boolean): void {
+    const from = this.nodes.get(m.from);
+    if (!from?.alive) return;
+    from.raw!.reportSnapshot(m.to, ok);
+    this.touched.push(from);
+  }
+
+  private processReady(n: SimNode): void {
+    while (n.alive && n.pending === null && n.raw!.hasReady()) {
+      const rd = n.raw!.ready();
+      n.pending = rd;
+      this.send(rd.messagesNow);
+      // BUG SWITCH: acknowledging before the write is durable.
+      if (this.bugs.sendBeforePersist) this.send(rd.messages);
+      if (rd.mustSync) {
+        const p = this.params;
+        const latency = p.fsyncMinUs + this.prngDisk.int(Math.max(1, p.fsyncMaxUs - p.fsyncMinUs + 1));
+        this.queue.push(this.now + latency, EventKind.Fsync, n.id, n.incarnation, null, null);
+        return;
+      }
+      // Nothing to sync: the write (at most a commit index) goes to the page cache at once.
+      this.completeReady(n);
+    }
+  }
+
+  /** The pending write is durable: send, apply, release reads, advance. */
+  private completeReady(n: SimNode): void {
+    const rd = n.pending!;
+    const raw = n.raw!;
+    const prevCommit = n.durable.hardState.commit;
+    n.persist(rd);
+    if (rd.snapshot) {
+      n.sm = KvMachine.fromSnapshot(rd.snapshot.data);
+      this.invariants.onSnapshotWritten(n, rd.snapshot);
+      this.workload.onSnapshotInstalled(n, rd.snapshot.metadata.index);
+    }
+    if (rd.entries.length > 0) this.invariants.onEntriesWritten(n, rd.entries);
+    this.invariants.onDurableWrite(n, prevCommit, rd.entries);
+    if (!this.bugs.sendBeforePersist) this.send(rd.messages);
+    const committed = raw.internals.log.committed;
+    let confApplied = 0;
+    for (const e of rd.committedEntries) {
+      const res = n.sm.apply(e);
+      this.invariants.onApply(n, e, committed);
+      this.workload.onApplied(n, e, res);
+      if (e.type === EntryType.ConfChange) confApplied = e.index;
+      const probe = this.probe;
+      if (probe !== null && probe.node === n && probe.index === e.index) {
+        if (probe.term === e.term && this.probeDoneAt === null) this.probeDoneAt = this.now;
+        else this.probe = null;
+      }
+    }
+    if (rd.readStates.length > 0) this.workload.onReadStates(n, rd.readStates);
+    for (const d of rd.droppedReads) this.workload.onReadDropped(n, d.ctx);
+    // Commits so far were decided under the configuration before advance() applies new ones.
+    this.invariants.observe(n);
+    raw.advance();
+    n.pending = null;
+    if (confApplied > 0) {
+      n.snapshotDue = true;
+      if (confApplied > this.latestConf.index) this.noteConf(confApplied, raw.confState());
+    }
+    this.workload.releaseReads(n);
+    n.maybeSnapshot(this.params);
+    this.touched.push(n);
+  }
+
+  /** A newer configuration is committed: members join; removed members are stopped for good. */
+  private noteConf(index: number, cs: ConfState): void {
+    this.latestConf = { index, cs };
+    const members = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
+    for (const n of this.nodes.values()) {
+      if (members.has(n.id)) n.joined = true;
+      else if (n.joined && !n.decommissioned) {
+        n.decommissioned = true;
+        this.schedule(0, () => this.crash(n));
+      }
+    }
+  }
+
+  private members(): Set<NodeId> {
+    const cs = this.latestConf.cs;
+    return new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
+  }
+
+  /** Faults stop; a leader must commit a new entry in bounded time, and every member must catch up. */
+  private liveness(): number | null {
+    this.chaos.stop();
+    this.workload.stop();
+    this.network.heal();
+    this.network.setParams({ ...this.params, dropRate: 0, duplicateRate: 0, delayTailRate: 0 });
+    const start = this.now;
+    const members = this.members();
+    for (const n of this.nodes.values()) if (!n.alive && members.has(n.id)) this.restart(n);
+    this.flush();
+    const tryProbe = (): void => {
+      if (this.probeDoneAt !== null) return;
+      const l = this.leader();
+      if (l && (this.probe === null || this.probe.node !== l || this.probe.incarnation !== l.incarnation)) {
+        try {
+          const pos = l.raw!.propose([encodeCommand({ op: "noop", key: "" })]);
+          this.probe = { node: l, incarnation: l.incarnation, index: pos.firstIndex, term: pos.term };
+          this.touched.push(l);
+        } catch {
+          // Not accepting proposals right now (e.g. transferring): try again shortly.
+        }
+      }
+      this.schedule(20 * MS, tryProbe);
+    };
+    this.schedule(0, tryProbe);
+    const deadline = start + (this.opts.livenessUs ?? LIVENESS_DEFAULT_US);
+    let events = 0;
+    const until = (done: () => boolean, limit: number): boolean => {
+      while (!done() && this.invariants.violation === null && events++ < LIVENESS_EVENTS_MAX) {
+        if (this.queue.peekTime() > limit || !this.step()) return done();
+      }
+      return done();
+    };
+    if (!until(() => this.probeDoneAt !== null, deadline)) {
+      this.invariants.fail(
+        `liveness: no proposal committed within ${(deadline - start) / MS} ms after faults stopped ` +
+          `(leader: ${this.leader()?.id ?? "none"})`,
+      );
+      return null;
+    }
+    const took = this.probeDoneAt! - start;
+    const target = this.probe!.index;
+    const live = [...this.nodes.values()].filter((n) => members.has(n.id) && this.members().has(n.id));
+    if (!until(() => live.every((n) => n.alive && n.sm.applied >= target), this.now + CATCH_UP_US)) {
+      const behind = live.filter((n) => n.sm.applied < target).map((n) => `${n.id}@${n.sm.applied}`);
+      this.invariants.fail(`liveness: members did not catch up to ${target} once faults stopped: ${behind}`);
+      return took;
+    }
+    this.checkReplicasAgree();
+    return took;
+  }
+
+  /** Replicas that applied the same prefix hold the same data. */
+  private checkReplicasAgree(): void {
+    const byIndex = new Map<number, { id: NodeId; digest: string }>();
+    for (const n of this.nodes.values()) {
+      if (!n.alive) continue;
+      const d = n.sm.digest();
+      const other = byIndex.get(n.sm.applied);
+      if (other === undefined) byIndex.set(n.sm.applied, { id: n.id, digest: d });
+      else if (other.digest !== d) {
+        this.invariants.fail(
+          `nodes ${other.id} and ${n.id} applied up to ${n.sm.applied} but hold different data`,
+        );
+      }
+    }
+  }
+}
+
+/** Runs one seed. */
+export function runSimulation(opts: SimOptions): SimResult {
+  return new Simulation(opts).run();
+}

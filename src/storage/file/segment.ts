@@ -3,7 +3,7 @@
  * records back — from the file, or from write buffers not yet flushed to it.
  */
 
-import { closeSync, fdatasync, open, readSync, write, writeSync } from "node:fs";
+import { closeSync, fdatasync, open, readSync, rmSync, write, writeSync } from "node:fs";
 import { promisify } from "node:util";
 import { CorruptionError } from "../../errors.ts";
 import { wrapIoError } from "./fsutil.ts";
@@ -56,6 +56,8 @@ export async function preallocateFile(path: string, sizeBytes: number): Promise<
     return fd;
   } catch (err) {
     if (fd >= 0) closeSync(fd);
+    // Give the space back at once: a full disk is the usual reason to be here.
+    rmSync(path, { force: true });
     throw wrapIoError(`preallocating ${path}`, err);
   }
 }

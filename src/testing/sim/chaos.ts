@@ -15,7 +15,7 @@ import {
   type NodeId,
 } from "../../raft/types.ts";
 import type { Prng } from "../prng.ts";
-import { PARTITION_KINDS, type SimNetwork } from "./network.ts";
+import type { SimNetwork } from "./network.ts";
 import type { SimParams } from "./profile.ts";
 import type { SimNode } from "./sim-node.ts";
 import type { SimWorld } from "./world.ts";
@@ -97,7 +97,7 @@ export class Chaos {
   private partitionOne(): void {
     const ids = this.running().map((n) => n.id);
     const leader = this.world.leader();
-    this.world.network.partition(this.prng.pick(PARTITION_KINDS), ids, leader?.id ?? 0);
+    this.world.network.partition(this.prng.pick(this.params.partitionKinds), ids, leader?.id ?? 0);
     this.stats.partitions++;
     const until = 1 + this.prng.int(Math.max(1, this.params.partitionMaxUs));
     const desc = this.world.network.description;

@@ -18,6 +18,7 @@
  * - Durability: every acknowledged write is still in the final leader's log.
  */
 
+import { leaseValid } from "../../raft/reads.ts";
 import type { Entry, NodeId, Snapshot } from "../../raft/types.ts";
 import type { SimNode } from "./sim-node.ts";
 
@@ -138,6 +139,22 @@ export class Invariants {
       this.fail(`node ${node.id} applied a different sequence of entries up to ${e.index}`);
   }
 
+  /**
+   * Lease safety: `node` just answered a read from its lease, as leader of
+   * its term. That is only sound if no later term has elected a leader yet
+   * (which could have committed writes the read would miss). Stickiness and
+   * leaseTicks < electionTick (with the drift margin) guarantee it.
+   */
+  onLeaseRead(node: SimNode): void {
+    const term = node.raw!.internals.term;
+    for (const [t, id] of this.leaders) {
+      if (t > term) {
+        this.fail(`lease read at node ${node.id} (leader of term ${term}) while node ${id} leads term ${t}`);
+        return;
+      }
+    }
+  }
+
   /** Called after every event that touched `node`. */
   observe(node: SimNode): void {
     const raw = node.raw;
@@ -150,6 +167,7 @@ export class Invariants {
         this.leaders.set(r.term, node.id);
         this.elections++;
         this.checkLeaderCompleteness(node);
+        this.checkNoLiveLease(node);
       } else if (l !== node.id) {
         this.fail(`two leaders in term ${r.term}: nodes ${l} and ${node.id}`);
       }
@@ -166,6 +184,25 @@ export class Invariants {
     if (log.applied > c) this.fail(`node ${node.id} applied ${log.applied} > committed ${c}`);
     if (node.sm.applied > c && node.pending === null)
       this.fail(`node ${node.id} state machine applied ${node.sm.applied} > committed ${c}`);
+  }
+
+  /**
+   * Lease safety at its root: a leader's lease promises that no other leader
+   * can be elected while it lasts (the quorum that acknowledged it ignores
+   * votes for longer, even with clocks drifting within the bound).
+   */
+  private checkNoLiveLease(node: SimNode): void {
+    const term = node.raw!.internals.term;
+    for (const other of this.nodes.values()) {
+      const r = other.raw?.internals;
+      if (other === node || !other.alive || r === undefined || r.role !== "leader") continue;
+      if (r.term < term && leaseValid(r)) {
+        this.fail(
+          `node ${node.id} elected for term ${term} while node ${other.id} (term ${r.term}) holds a lease`,
+        );
+        return;
+      }
+    }
   }
 
   private checkLeaderCompleteness(node: SimNode): void {

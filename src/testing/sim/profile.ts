@@ -7,6 +7,7 @@
 
 import { InvalidArgumentError } from "../../errors.ts";
 import type { Prng } from "../prng.ts";
+import { PARTITION_KINDS, type PartitionKind } from "./network.ts";
 
 /** Simulated time is counted in microseconds. */
 export const MS = 1000;
@@ -51,11 +52,15 @@ export interface SimParams {
   readonly downMaxUs: number;
   readonly partitionEveryUs: number;
   readonly partitionMaxUs: number;
+  /** The kinds of partition this run uses (swarm: a random non-empty subset). */
+  readonly partitionKinds: readonly PartitionKind[];
   readonly membershipEveryUs: number;
   readonly transferEveryUs: number;
   // Clients.
   readonly clients: number;
   readonly keys: number;
+  /** Share of operations that are reads (the rest: put, cas, delete). */
+  readonly readRate: number;
   readonly thinkMaxUs: number;
   readonly opTimeoutUs: number;
   /** Share of reads that go to a random node instead of the believed leader. */
@@ -67,6 +72,12 @@ export type ProfileName = (typeof PROFILES)[number];
 
 function between(prng: Prng, lo: number, hi: number): number {
   return lo + prng.next() * (hi - lo);
+}
+
+/** A random non-empty subset (each kind kept with probability 1/2). */
+function subset<T>(prng: Prng, items: readonly T[]): T[] {
+  const out = items.filter(() => prng.chance(0.5));
+  return out.length > 0 ? out : [prng.pick(items)];
 }
 
 function maybe(prng: Prng, p: number, value: number): number {
@@ -124,10 +135,12 @@ export function drawParams(prng: Prng, profile: ProfileName, voters?: number): S
     downMaxUs: Math.round(between(prng, 50, 1500) * MS),
     partitionEveryUs: rate("partitions", 400),
     partitionMaxUs: Math.round(between(prng, 50, 1500) * MS),
+    partitionKinds: subset(prng, PARTITION_KINDS),
     membershipEveryUs: rate("membership", 500),
     transferEveryUs: rate("membership", 800),
     clients: 2 + prng.int(5),
     keys: 1 + prng.int(4),
+    readRate: prng.pick([0.2, 0.4, 0.4, 0.6, 0.95]),
     thinkMaxUs: Math.round(between(prng, 1, 30) * MS),
     opTimeoutUs: Math.round(between(prng, 100, 1000) * MS),
     followerReadRate: between(prng, 0, 0.5),

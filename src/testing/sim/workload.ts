@@ -109,7 +109,8 @@ export class Workload {
     if (this.stopped) return;
     const key = `k${this.prng.int(this.params.keys)}`;
     const roll = this.prng.next();
-    const kind: OpKind = roll < 0.4 ? "get" : roll < 0.7 ? "put" : roll < 0.9 ? "cas" : "delete";
+    const w = (roll - this.params.readRate) / (1 - this.params.readRate);
+    const kind: OpKind = roll < this.params.readRate ? "get" : w < 0.5 ? "put" : w < 0.83 ? "cas" : "delete";
     const value = `v${c.id}.${++c.seq}`;
     const seen = c.recent.get(key) ?? [];
     let command: KvCommand | null = null;
@@ -210,7 +211,11 @@ export class Workload {
     try {
       raw.readIndex(ctx, op.mode);
       this.readsByCtx.set(ctx, { op, node: node.id, index: 0 });
-      if (op.mode === "lease") this.stats.leaseReads++;
+      // Served from the lease at once (no heartbeat round): check it is sound right now.
+      if (op.mode === "lease" && raw.internals.readStates.some((rs) => rs.ctx === ctx)) {
+        this.stats.leaseReads++;
+        this.invariants.onLeaseRead(node);
+      }
     } catch (e) {
       if (e instanceof ReadDroppedError || e instanceof ResourceExhaustedError) {
         const lead = raw.status().lead;

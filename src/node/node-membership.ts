@@ -1,0 +1,270 @@
+/**
+ * Membership on a running node: founding a cluster, joining one as a learner
+ * (through any member, forwarded to the leader), promoting caught-up learners
+ * by a configurable rule, and removing nodes (the removed node shuts down).
+ */
+
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  InvalidArgumentError,
+  NotLeaderError,
+  ProposalDroppedError,
+  StoppedError,
+  TimeoutError,
+  TsraftError,
+} from "../errors.ts";
+import { encodeConfChange } from "../raft/confchange-codec.ts";
+import {
+  type ConfChange,
+  type ConfChangeSingle,
+  ConfChangeType,
+  type ConfState,
+  type Entry,
+  EntryType,
+  NONE,
+  type NodeId,
+} from "../raft/types.ts";
+import type { RaftNode } from "./raft-node.ts";
+import { decodeWithBody, encodeWithBody, num, RPC_JOIN, RPC_REMOVED, str } from "./wire.ts";
+
+const JOIN_RPC_TIMEOUT_MS = 10_000;
+
+interface Waiter {
+  readonly term: number;
+  resolve(cs: ConfState): void;
+  reject(e: Error): void;
+}
+
+export class Membership<R, Q, A> {
+  private readonly node: RaftNode<R, Q, A>;
+  private readonly waiters = new Map<number, Waiter>();
+  /** Learners seen caught up, and since when (ms). */
+  private readonly caughtUpSince = new Map<NodeId, number>();
+  private promoting = false;
+  private stopped = false;
+
+  constructor(node: RaftNode<R, Q, A>) {
+    this.node = node;
+  }
+
+  /**
+   * A founding member with an empty log writes the initial configuration as
+   * committed entries 1..n of term 1 — the same bytes on every founder, so
+   * they agree without an election (the way etcd bootstraps).
+   */
+  async bootstrapIfNew(): Promise<void> {
+    const n = this.node;
+    const store = n.logStore;
+    const founders = Object.entries(n.config.initialCluster)
+      .map(([id, addr]) => [Number(id), addr] as const)
+      .sort((a, b) => a[0] - b[0]);
+    if (founders.length === 0) return;
+    if (store.lastIndex() !== 0 || store.hardState().term !== 0 || store.snapshotMetadata().index !== 0)
+      return;
+    const enc = new TextEncoder();
+    const entries: Entry[] = founders.map(([id, addr], i) => ({
+      term: 1,
+      index: i + 1,
+      type: EntryType.ConfChange,
+      data: encodeConfChange({
+        changes: [{ type: ConfChangeType.AddNode, nodeId: id }],
+        transition: "auto",
+        context: enc.encode(addr),
+      }),
+    }));
+    for (const [id, addr] of founders) n.members.set(id, addr);
+    await n.members.persist();
+    await store.append(entries);
+    await store.saveHardState({ term: 1, vote: NONE, commit: entries.length });
+    await store.sync();
+    n.logger.info({ members: founders.map(([id]) => id) }, "bootstrapped a new cluster");
+  }
+
+  /** A node started with `join` asks the cluster to add it as a learner, retrying until admitted. */
+  async joinIfAsked(): Promise<void> {
+    const n = this.node;
+    const targets = Object.entries(n.config.join);
+    if (targets.length === 0) return;
+    if (n.raw.status().confState.voters.length > 0 || n.logStore.lastIndex() > 0) return; // already a member
+    const address = n.advertisedAddress();
+    const deadline = Date.now() + n.config.limits.readyTimeoutMs;
+    for (const [id, addr] of targets) n.transport.addPeer(Number(id), addr);
+    let lastErr: unknown;
+    for (let attempt = 0; Date.now() < deadline && !this.stopped; attempt++) {
+      const [id] = targets[attempt % targets.length]!;
+      try {
+        const resp = await n.transport.request(Number(id), RPC_JOIN, encodeWithBody({ id: n.id, address }), {
+          timeoutMs: JOIN_RPC_TIMEOUT_MS,
+        });
+        this.learnMembers(decodeWithBody(resp).header.members);
+        n.logger.info({ via: Number(id) }, "joined the cluster as a learner");
+        return;
+      } catch (e) {
+        lastErr = e;
+        await sleep(Math.min(1000, 100 * 2 ** Math.min(attempt, 4)));
+      }
+    }
+    throw new TimeoutError(
+      `joining the cluster (last error: ${String(lastErr)})`,
+      n.config.limits.readyTimeoutMs,
+    );
+  }
+
+  private learnMembers(members: unknown): void {
+    if (typeof members !== "object" || members === null) return;
+    const n = this.node;
+    for (const [id, addr] of Object.entries(members as Record<string, unknown>)) {
+      if (typeof addr !== "string" || !/^[1-9]\d*$/.test(id)) continue;
+      n.members.set(Number(id), addr);
+      if (Number(id) !== n.id) n.transport.addPeer(Number(id), addr);
+    }
+    void n.members.persist().catch(() => {});
+  }
+
+  registerHandlers(): void {
+    const n = this.node;
+    n.transport.handle(RPC_JOIN, async (payload) => {
+      const { header } = decodeWithBody(payload);
+      const id = num(header, "id");
+      const address = str(header, "address");
+      const st = n.raw.status();
+      if (st.role !== "leader") {
+        if (st.lead === NONE || st.lead === n.id) throw new NotLeaderError(NONE);
+        // Any member can be asked: pass it on to the leader.
+        return n.transport.request(st.lead, RPC_JOIN, payload, { timeoutMs: JOIN_RPC_TIMEOUT_MS });
+      }
+      const cs = st.confState;
+      const isMember = [...cs.voters, ...cs.learners, ...cs.votersOutgoing].includes(id);
+      if (!isMember) await this.change({ type: ConfChangeType.AddLearner, nodeId: id }, address);
+      return encodeWithBody({ members: n.members.toRecord() });
+    });
+    n.transport.handle(RPC_REMOVED, (_payload, ctx) => {
+      const cs = n.raw.status().confState;
+      const stillMember = [...cs.voters, ...cs.learners, ...cs.votersOutgoing].includes(n.id);
+      n.logger.info({ by: ctx.from, stillMember }, "told that this node was removed");
+      this.selfRemoved();
+      return new Uint8Array(0);
+    });
+  }
+
+  /** One-change membership update; resolves with the configuration once applied. */
+  change(single: ConfChangeSingle, address: string): Promise<ConfState> {
+    if (!Number.isSafeInteger(single.nodeId) || single.nodeId <= 0) {
+      return Promise.reject(new InvalidArgumentError(`invalid node id ${single.nodeId}`));
+    }
+    if (single.type !== ConfChangeType.RemoveNode && !/^[^\s:]+:\d{1,5}$/.test(address)) {
+      return Promise.reject(new InvalidArgumentError(`node ${single.nodeId} needs an address host:port`));
+    }
+    return this.propose({
+      changes: [single],
+      transition: "auto",
+      context: new TextEncoder().encode(address),
+    });
+  }
+
+  async propose(cc: ConfChange): Promise<ConfState> {
+    const n = this.node;
+    if (!n.running) throw new StoppedError();
+    let pos: { index: number; term: number };
+    try {
+      pos = n.raw.proposeConfChange(cc);
+    } catch (e) {
+      throw e instanceof NotLeaderError ? n.notLeader() : e;
+    }
+    n.schedule();
+    return new Promise<ConfState>((resolve, reject) => {
+      this.waiters.set(pos.index, { term: pos.term, resolve, reject });
+    });
+  }
+
+  /** A ConfChange entry was applied (after the core took it in, in advance()). */
+  onApplied(index: number, term: number, cs: ConfState): void {
+    const w = this.waiters.get(index);
+    if (!w) return;
+    this.waiters.delete(index);
+    if (w.term === term) w.resolve(cs);
+    else w.reject(new ProposalDroppedError("stepped-down", `index ${index} committed in term ${term}`));
+  }
+
+  onRemoved(id: NodeId): void {
+    const n = this.node;
+    this.caughtUpSince.delete(id);
+    if (id === n.id) {
+      this.selfRemoved();
+      return;
+    }
+    if (n.raw.status().role === "leader") {
+      // Tell the removed node (best effort), then forget it.
+      void n.transport
+        .request(id, RPC_REMOVED, new Uint8Array(0), { timeoutMs: 2000 })
+        .catch(() => {})
+        .finally(() => {
+          if (!n.raw.status().confState.learners.includes(id)) n.transport.removePeer(id);
+        });
+    } else {
+      setTimeout(() => n.transport.removePeer(id), 2000).unref();
+    }
+    n.members.delete(id);
+  }
+
+  private selfRemoved(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    // Let the current Ready finish before shutting down.
+    setImmediate(() => this.node.emit("removed"));
+  }
+
+  /** Leader: promote learners that stayed within `promoteWithinEntries` of the commit for `promoteAfterMs`. */
+  onTick(): void {
+    const n = this.node;
+    const rule = n.config.membership;
+    if (!rule.autoPromote || this.promoting) return;
+    const st = n.raw.status();
+    if (st.role !== "leader") {
+      this.caughtUpSince.clear();
+      return;
+    }
+    const now = Date.now();
+    for (const p of st.progress) {
+      if (!p.learner) continue;
+      if (st.commit - p.match > rule.promoteWithinEntries) {
+        this.caughtUpSince.delete(p.id);
+        continue;
+      }
+      const since = this.caughtUpSince.get(p.id) ?? now;
+      this.caughtUpSince.set(p.id, since);
+      if (now - since < rule.promoteAfterMs) continue;
+      this.promoting = true;
+      n.logger.info({ learner: p.id, match: p.match, commit: st.commit }, "promoting caught-up learner");
+      n.promote(p.id)
+        .catch((e: unknown) => {
+          // A pending conf change or a leader change: the next tick tries again.
+          if (!(e instanceof TsraftError))
+            n.logger.warn({ learner: p.id, err: String(e) }, "promotion failed");
+        })
+        .finally(() => {
+          this.promoting = false;
+          this.caughtUpSince.delete(p.id);
+        });
+      return;
+    }
+  }
+
+  /** The voter with the most of the log, to hand leadership to. */
+  bestTransferTarget(): NodeId | undefined {
+    const st = this.node.raw.status();
+    const voters = new Set(st.confState.voters);
+    let best: { id: NodeId; match: number } | undefined;
+    for (const p of st.progress) {
+      if (p.id === st.id || !voters.has(p.id)) continue;
+      if (!best || p.match > best.match) best = { id: p.id, match: p.match };
+    }
+    return best?.id;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const w of this.waiters.values()) w.reject(new StoppedError());
+    this.waiters.clear();
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * Snapshots on a running node: taking them by policy (entries, log bytes,
+ * interval), on demand or never; compacting the log behind them while
+ * keeping a tail; streaming them to lagging followers in checksummed chunks
+ * (optionally rate-limited); assembling and installing them on followers.
+ */
+
+import { mkdir, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CorruptionError, ProtocolError } from "../errors.ts";
+import type { Entry, NodeId, Snapshot, SnapshotMessage } from "../raft/types.ts";
+import { crc32c } from "../storage/crc32c.ts";
+import type { SnapshotInfo } from "../storage/state-machine.ts";
+import type { RaftNode } from "./raft-node.ts";
+import {
+  decodeSnapshotMeta,
+  decodeWithBody,
+  encodeSnapshotMeta,
+  encodeWithBody,
+  num,
+  RPC_SNAPSHOT,
+  type SnapshotMeta,
+} from "./wire.ts";
+
+interface Latest {
+  readonly info: SnapshotInfo;
+  readonly meta: SnapshotMeta;
+}
+
+interface Incoming {
+  readonly path: string;
+  readonly index: number;
+  offset: number;
+  crc: number;
+}
+
+interface Assembled {
+  readonly path: string;
+  readonly term: number;
+  readonly meta: Uint8Array;
+}
+
+/** A chunk request in flight must finish within this (per chunk, not per snapshot). */
+const CHUNK_TIMEOUT_MS = 30_000;
+
+export class Snapshots<R, Q, A> {
+  private readonly node: RaftNode<R, Q, A>;
+  private latest: Latest | null = null;
+  private entriesSince = 0;
+  private bytesSince = 0;
+  private intervalDue = false;
+  private lastTakenAtMs = Date.now();
+  private taking: Promise<SnapshotInfo> | null = null;
+  private readonly outgoing = new Set<NodeId>();
+  private readonly incoming = new Map<string, Incoming>();
+  private readonly assembled = new Map<number, Assembled>();
+  private incomingDir = "";
+
+  constructor(node: RaftNode<R, Q, A>) {
+    this.node = node;
+  }
+
+  /** At start: find the newest snapshot; restore the state machine from it if it is behind. */
+  async recover(): Promise<void> {
+    const n = this.node;
+    this.incomingDir = n.config.dataDir
+      ? join(n.config.dataDir, "incoming")
+      : join(tmpdir(), `tsraft-incoming-${n.id}-${process.pid}`);
+    await rm(this.incomingDir, { recursive: true, force: true });
+    await mkdir(this.incomingDir, { recursive: true });
+    const info = n.snapshotStore.latest();
+    if (!info) return;
+    this.latest = { info, meta: decodeSnapshotMeta(info.meta) };
+    for (const [id, addr] of Object.entries(this.latest.meta.members)) {
+      if (!n.members.get(Number(id))) n.members.set(Number(id), addr);
+    }
+    if (n.stateMachine.lastApplied().index < info.index) {
+      n.logger.info({ index: info.index }, "restoring the state machine from the newest snapshot");
+      await n.stateMachine.restore(n.snapshotStore.read(info.index, n.config.snapshot.chunkBytes), {
+        index: info.index,
+        term: info.term,
+      });
+    }
+  }
+
+  latestIndex(): number {
+    return this.latest?.info.index ?? 0;
+  }
+
+  /** The snapshot the core sends to followers behind the compaction point (bytes are streamed apart). */
+  latestForCore(): Snapshot | null {
+    if (!this.latest) return null;
+    return {
+      metadata: {
+        index: this.latest.info.index,
+        term: this.latest.info.term,
+        confState: this.latest.meta.confState,
+      },
+      data: new Uint8Array(0),
+    };
+  }
+
+  noteApplied(e: Entry): void {
+    this.entriesSince++;
+    this.bytesSince += e.data.length;
+  }
+
+  onTick(): void {
+    const s = this.node.config.snapshot;
+    if (s.policy === "interval" && Date.now() - this.lastTakenAtMs >= s.intervalMs) this.intervalDue = true;
+  }
+
+  async maybeTakeByPolicy(): Promise<void> {
+    const s = this.node.config.snapshot;
+    const due =
+      (s.policy === "entries" && this.entriesSince >= s.entries) ||
+      (s.policy === "bytes" && this.bytesSince >= s.logBytes) ||
+      (s.policy === "interval" && this.intervalDue);
+    if (due) await this.take("policy");
+  }
+
+  /** Snapshots the state machine at the applied index, then compacts the log behind a tail. */
+  take(reason: string): Promise<SnapshotInfo> {
+    if (!this.taking) {
+      this.taking = this.doTake(reason).finally(() => {
+        this.taking = null;
+      });
+    }
+    return this.taking;
+  }
+
+  private async doTake(reason: string): Promise<SnapshotInfo> {
+    const n = this.node;
+    const index = n.stateMachine.lastApplied().index;
+    this.entriesSince = 0;
+    this.bytesSince = 0;
+    this.intervalDue = false;
+    this.lastTakenAtMs = Date.now();
+    if (this.latest && index <= this.latest.info.index) return this.latest.info;
+    const term = n.reader.term(index);
+    const meta: SnapshotMeta = { confState: n.raw.confState(), members: n.members.toRecord() };
+    const info = await n.snapshotStore.write(
+      index,
+      term,
+      encodeSnapshotMeta(meta),
+      n.stateMachine.snapshot(),
+    );
+    this.latest = { info, meta };
+    await this.compact();
+    n.logger.info({ index, term, sizeBytes: info.sizeBytes, reason }, "snapshot taken");
+    n.emit("snapshotTaken", info);
+    return info;
+  }
+
+  /**
+   * Compacts the log to the newest snapshot at least `keepTailEntries` behind
+   * the newest one: compaction needs the exact membership at its index, and
+   * a snapshot records exactly that.
+   */
+  private async compact(): Promise<void> {
+    const n = this.node;
+    const newest = this.latestIndex();
+    const tail = n.config.snapshot.keepTailEntries;
+    const candidates = n.snapshotStore.list();
+    const target = candidates.find((s) => s.index <= newest - tail);
+    if (target && target.index > n.logStore.firstIndex() - 1 && target.index <= n.logStore.lastIndex()) {
+      const meta = decodeSnapshotMeta(target.meta);
+      await n.logStore.compact({ index: target.index, term: target.term, confState: meta.confState });
+    }
+    // Keep the compaction point's snapshot even when it is older than `keep` others.
+    await n.snapshotStore.prune(Math.max(n.config.snapshot.keep, candidates.indexOf(target!) + 1, 1));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Leader side: streaming to a follower
+  // ---------------------------------------------------------------------------
+
+  send(m: SnapshotMessage): void {
+    if (this.outgoing.has(m.to)) return;
+    this.outgoing.add(m.to);
+    void this.stream(m)
+      .then(
+        () => this.report(m.to, true),
+        (e: unknown) => {
+          this.node.logger.warn(
+            { peer: m.to, index: m.snapshot.metadata.index, err: String(e) },
+            "snapshot transfer failed",
+          );
+          this.report(m.to, false);
+        },
+      )
+      .finally(() => this.outgoing.delete(m.to));
+  }
+
+  private report(peer: NodeId, ok: boolean): void {
+    if (!this.node.running) return;
+    this.node.raw.reportSnapshot(peer, ok);
+    this.node.schedule();
+  }
+
+  private async stream(m: SnapshotMessage): Promise<void> {
+    const n = this.node;
+    const latest = this.latest;
+    const { index, term } = m.snapshot.metadata;
+    if (!latest || latest.info.index !== index) throw new Error(`snapshot ${index} is no longer the newest`);
+    const { chunkBytes, bandwidthBytesPerSec } = n.config.snapshot;
+    const started = Date.now();
+    let offset = 0;
+    let crc = 0;
+    for await (const chunk of n.snapshotStore.read(index, chunkBytes)) {
+      crc = crc32c(chunk, crc);
+      const header = { index, term, leaderTerm: m.term, offset, done: false };
+      await n.transport.request(m.to, RPC_SNAPSHOT, encodeWithBody(header, chunk), {
+        timeoutMs: CHUNK_TIMEOUT_MS,
+      });
+      offset += chunk.length;
+      if (bandwidthBytesPerSec > 0) {
+        const dueMs = (offset / bandwidthBytesPerSec) * 1000 - (Date.now() - started);
+        if (dueMs > 0) await sleep(dueMs);
+      }
+    }
+    // The store verified its own checksum as it streamed; this one covers the wire and the follower's disk.
+    const header = { index, term, leaderTerm: m.term, offset, done: true, crc };
+    await n.transport.request(m.to, RPC_SNAPSHOT, encodeWithBody(header, latest.info.meta), {
+      timeoutMs: CHUNK_TIMEOUT_MS,
+    });
+    n.logger.info({ peer: m.to, index, sizeBytes: offset, ms: Date.now() - started }, "snapshot sent");
+  }
+
+  // ---------------------------------------------------------------------------
+  // Follower side: assembling and installing
+  // ---------------------------------------------------------------------------
+
+  registerHandlers(): void {
+    this.node.transport.handle(RPC_SNAPSHOT, (payload, ctx) => this.onChunk(payload, ctx.from));
+  }
+
+  private async onChunk(payload: Uint8Array, from: NodeId): Promise<Uint8Array> {
+    const { header, body } = decodeWithBody(payload);
+    const index = num(header, "index");
+    const term = num(header, "term");
+    const offset = num(header, "offset");
+    const key = `${from}:${index}`;
+    let inc = this.incoming.get(key);
+    if (offset === 0 && !header.done) {
+      inc = { path: join(this.incomingDir, `${from}-${index}.snap`), index, offset: 0, crc: 0 };
+      this.incoming.set(key, inc);
+      await rm(inc.path, { force: true });
+    }
+    if (!inc || inc.offset !== offset) {
+      throw new ProtocolError(
+        `snapshot ${index} chunk at ${offset} out of order (expected ${inc?.offset ?? 0})`,
+      );
+    }
+    if (!header.done) {
+      const fh = await open(inc.path, "a");
+      try {
+        await fh.write(body);
+      } finally {
+        await fh.close();
+      }
+      inc.offset += body.length;
+      inc.crc = crc32c(body, inc.crc);
+      return new Uint8Array(0);
+    }
+    this.incoming.delete(key);
+    if (inc.crc !== num(header, "crc"))
+      throw new CorruptionError(inc.path, 0, `snapshot ${index} checksum mismatch`);
+    const meta = decodeSnapshotMeta(body);
+    this.assembled.set(index, { path: inc.path, term, meta: body });
+    // The bytes are here and verified: now the core may accept the snapshot.
+    this.node.stepLocal({
+      type: "snapshot",
+      from,
+      to: this.node.id,
+      term: num(header, "leaderTerm"),
+      snapshot: { metadata: { index, term, confState: meta.confState }, data: new Uint8Array(0) },
+    });
+    return new Uint8Array(0);
+  }
+
+  /** Installs the snapshot of a Ready (the core accepted it): state machine, snapshot store, log. */
+  async install(s: Snapshot): Promise<void> {
+    const n = this.node;
+    const { index, term, confState } = s.metadata;
+    const a = this.assembled.get(index);
+    if (!a)
+      throw new CorruptionError(
+        "(snapshot)",
+        0,
+        `snapshot ${index} accepted by the core but its bytes are missing`,
+      );
+    const chunkBytes = n.config.snapshot.chunkBytes;
+    await n.stateMachine.restore(readFileChunks(a.path, chunkBytes), { index, term });
+    const info = await n.snapshotStore.write(index, term, a.meta, readFileChunks(a.path, chunkBytes));
+    await n.logStore.installSnapshot({ index, term, confState });
+    const meta = decodeSnapshotMeta(a.meta);
+    this.latest = { info, meta };
+    for (const [id, addr] of Object.entries(meta.members)) {
+      n.members.set(Number(id), addr);
+      if (Number(id) !== n.id) n.transport.addPeer(Number(id), addr);
+    }
+    await n.members.persist();
+    this.assembled.clear();
+    await rm(a.path, { force: true });
+    n.afterSnapshotInstall(index);
+    n.emit("snapshotInstalled", { index, term });
+    n.logger.info({ index, term }, "snapshot installed");
+  }
+
+  async stop(): Promise<void> {
+    await this.taking?.catch(() => {});
+    await rm(this.incomingDir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+async function* readFileChunks(path: string, chunkBytes: number): AsyncIterable<Uint8Array> {
+  const fh = await open(path, "r");
+  try {
+    for (;;) {
+      const buf = new Uint8Array(chunkBytes);
+      const { bytesRead } = await fh.read(buf, 0, chunkBytes, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,565 @@
+/**
+ * A running Raft node: one event loop drives the pure core (src/raft/),
+ * persists each Ready through a LogStore, talks to peers through a Transport,
+ * and applies committed entries to a StateMachine.
+ *
+ * The loop, in order, for each Ready (the core's contract, see raw-node.ts):
+ *   send messagesNow → write snapshot/entries/hard state → fsync (one sync
+ *   covers every proposal that arrived meanwhile: group commit) → send
+ *   messages → apply committed entries → answer proposals and reads → advance.
+ * Only one Ready is in flight; inputs that arrive during the fsync are batched
+ * into the next one.
+ */
+
+import { EventEmitter } from "node:events";
+import {
+  InvalidArgumentError,
+  invariant,
+  NotLeaderError,
+  ReadDroppedError,
+  StoppedError,
+  TimeoutError,
+  type TsraftError,
+} from "../errors.ts";
+import { decodeConfChange } from "../raft/confchange-codec.ts";
+import { RawNode } from "../raft/raw-node.ts";
+import {
+  type ConfChange,
+  ConfChangeType,
+  type ConfState,
+  type Entry,
+  EntryType,
+  type Message,
+  NONE,
+  type NodeId,
+  type Ready,
+  type Role,
+} from "../raft/types.ts";
+import type { LogStore } from "../storage/log-store.ts";
+import type { SnapshotInfo, SnapshotStore, StateMachine } from "../storage/state-machine.ts";
+import { type Logger, silentLogger, type Transport } from "../transport/transport.ts";
+import type { NodeConfig } from "./config.ts";
+import { MemberRegistry } from "./members.ts";
+import { NodeLogReader } from "./node-log-reader.ts";
+import { Membership } from "./node-membership.ts";
+import { Snapshots } from "./node-snapshots.ts";
+import { PendingProposals, PendingReads } from "./pending.ts";
+
+export type ReadConsistency = "linearizable" | "lease" | "eventual";
+
+export interface MemberStatus {
+  readonly id: NodeId;
+  readonly address: string;
+  readonly role: "voter" | "learner";
+  /** Leader only: replication progress. */
+  readonly match?: number;
+  readonly next?: number;
+  readonly lag?: number;
+  readonly state?: string;
+}
+
+export interface NodeStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: number;
+  readonly leader: NodeId;
+  readonly leaderAddress: string | undefined;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly firstIndex: number;
+  readonly snapshotIndex: number;
+  readonly members: readonly MemberStatus[];
+  readonly pendingProposals: number;
+  readonly pendingReads: number;
+}
+
+export interface NodeEvents {
+  leaderChange: [{ leader: NodeId; term: number }];
+  roleChange: [{ role: Role; term: number }];
+  membershipChange: [{ confState: ConfState; index: number }];
+  snapshotTaken: [SnapshotInfo];
+  snapshotInstalled: [{ index: number; term: number }];
+  removed: [];
+  fatal: [Error];
+}
+
+export interface RaftNodeDeps<R = unknown, Q = unknown, A = unknown> {
+  readonly config: NodeConfig;
+  readonly logStore: LogStore;
+  readonly stateMachine: StateMachine<R, Q, A>;
+  readonly snapshotStore: SnapshotStore;
+  readonly transport: Transport;
+  readonly logger?: Logger;
+  /** Where member addresses are persisted (null: memory only). */
+  readonly membersFile: string | null;
+  /** Seeded randomness for the core (default: Math.random — fine outside simulations). */
+  readonly rng?: () => number;
+}
+
+type State = "new" | "starting" | "running" | "stopping" | "stopped";
+
+export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitter<NodeEvents> {
+  readonly id: NodeId;
+  readonly config: NodeConfig;
+  readonly logStore: LogStore;
+  readonly stateMachine: StateMachine<R, Q, A>;
+  readonly snapshotStore: SnapshotStore;
+  readonly transport: Transport;
+  readonly logger: Logger;
+  readonly members: MemberRegistry;
+  /** Created in start(). */
+  raw!: RawNode;
+  reader!: NodeLogReader;
+
+  private state: State = "new";
+  private ticker: NodeJS.Timeout | undefined;
+  private loopScheduled = false;
+  private looping = false;
+  private loopIdle: Promise<void> = Promise.resolve();
+  private readonly proposals: PendingProposals<R>;
+  private readonly reads: PendingReads<A>;
+  /** Highest index applied (state machine or skipped because already in it). */
+  appliedIndex = 0;
+  private lastLeader: NodeId = NONE;
+  private lastRole: Role = "follower";
+  private readonly rng: () => number;
+  readonly snapshots: Snapshots<R, Q, A>;
+  readonly membership: Membership<R, Q, A>;
+  private stopped: Promise<void> | null = null;
+  private confChangesApplied: Entry[] = [];
+
+  constructor(deps: RaftNodeDeps<R, Q, A>) {
+    super();
+    this.config = deps.config;
+    this.id = deps.config.nodeId;
+    this.logStore = deps.logStore;
+    this.stateMachine = deps.stateMachine;
+    this.snapshotStore = deps.snapshotStore;
+    this.transport = deps.transport;
+    this.logger = deps.logger ?? silentLogger;
+    this.rng = deps.rng ?? Math.random;
+    this.members = new MemberRegistry(deps.membersFile);
+    const l = deps.config.limits;
+    this.proposals = new PendingProposals(l.maxPendingProposals, l.proposalTimeoutMs);
+    this.reads = new PendingReads(l.maxPendingReads, l.proposalTimeoutMs, this.id);
+    this.snapshots = new Snapshots(this);
+    this.membership = new Membership(this);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Lifecycle
+  // ---------------------------------------------------------------------------
+
+  /** Opens storage, recovers, starts the peer server and the ticker. */
+  async start(): Promise<void> {
+    invariant(this.state === "new", `start() in state ${this.state}`);
+    this.state = "starting";
+    await this.logStore.open();
+    await this.snapshotStore.open();
+    await this.stateMachine.open();
+    await this.members.load();
+    await this.snapshots.recover();
+    this.reader = new NodeLogReader(this.logStore, () => this.snapshots.latestForCore());
+    await this.membership.bootstrapIfNew();
+    const cfg = this.config;
+    this.raw = new RawNode({
+      id: this.id,
+      storage: this.reader,
+      rng: this.rng,
+      electionTick: cfg.raft.electionTicks,
+      heartbeatTick: cfg.raft.heartbeatTicks,
+      preVote: cfg.raft.preVote,
+      checkQuorum: cfg.raft.checkQuorum,
+      leaseTicks: cfg.raft.leaseTicks,
+      maxSizePerMsg: cfg.raft.maxSizePerMsgBytes,
+      maxInflightMsgs: cfg.raft.maxInflightMsgs,
+      maxInflightBytes: cfg.raft.maxInflightBytes,
+      maxUncommittedEntriesSize: cfg.raft.maxUncommittedBytes,
+      maxPendingReads: cfg.limits.maxPendingReads,
+      logger: this.logger,
+    });
+    // The state machine may be ahead of the log's compaction point: replay skips what it has.
+    this.appliedIndex = this.raw.status().applied;
+    for (const [id, address] of this.members.entries())
+      if (id !== this.id) this.transport.addPeer(id, address);
+    this.transport.onMessage((m) => this.onMessage(m));
+    this.transport.onUnreachable((peer) => {
+      if (this.state === "running") this.raw.reportUnreachable(peer);
+    });
+    this.snapshots.registerHandlers();
+    this.membership.registerHandlers();
+    await this.transport.start();
+    this.state = "running";
+    this.ticker = setInterval(() => this.onTick(), cfg.raft.tickMs);
+    this.schedule();
+    this.logger.info({ nodeId: this.id, applied: this.appliedIndex }, "node started");
+    await this.membership.joinIfAsked();
+  }
+
+  /** Starts the node (storage, recovery, peer server); resolves with the node itself, for chaining. */
+  async startRpcServer(): Promise<this> {
+    await this.start();
+    return this;
+  }
+
+  /** The address peers reach this node at (the bound port when listening on port 0). */
+  advertisedAddress(): string {
+    const bound = (this.transport as { listenAddress?: () => string }).listenAddress?.();
+    return this.config.advertise || bound || this.config.listen;
+  }
+
+  /** Resolves once a leader is known (and, for a joining node, it was admitted). */
+  ready(timeoutMs = this.config.limits.readyTimeoutMs): Promise<void> {
+    if (this.state !== "running") return Promise.reject(new StoppedError());
+    if (this.raw.status().lead !== NONE) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off("leaderChange", onLeader);
+        reject(new TimeoutError(`waiting for a leader on node ${this.id}`, timeoutMs));
+      }, timeoutMs);
+      const onLeader = ({ leader }: { leader: NodeId }) => {
+        if (leader === NONE) return;
+        clearTimeout(timer);
+        this.off("leaderChange", onLeader);
+        resolve();
+      };
+      this.on("leaderChange", onLeader);
+    });
+  }
+
+  /** Runs until `signal` aborts (or the node is removed), then shuts down gracefully. */
+  async run(signal: AbortSignal): Promise<void> {
+    if (this.state !== "running") throw new StoppedError();
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      signal.addEventListener("abort", () => resolve(), { once: true });
+      this.once("removed", () => resolve());
+      this.once("fatal", () => resolve());
+    });
+    await this.stop();
+  }
+
+  /**
+   * Graceful shutdown: a leader hands leadership to the most up-to-date voter
+   * first (bounded by shutdownTimeoutMs), then everything is synced and closed.
+   */
+  stop(): Promise<void> {
+    if (!this.stopped) this.stopped = this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.state === "running" && this.raw.status().role === "leader") {
+      const budget = Math.floor(this.config.limits.shutdownTimeoutMs / 2);
+      await this.transferLeadership(undefined, budget).catch((e: unknown) => {
+        this.logger.warn({ err: String(e) }, "leader transfer before shutdown failed");
+      });
+    }
+    this.state = "stopping";
+    clearInterval(this.ticker);
+    this.membership.stop();
+    await this.loopIdle;
+    const err = new StoppedError();
+    this.proposals.failAll(err);
+    this.reads.failAll(err);
+    await this.snapshots.stop();
+    await this.transport.close().catch(() => {});
+    await this.logStore
+      .close()
+      .catch((e: unknown) => this.logger.error({ err: String(e) }, "closing log store"));
+    await this.stateMachine.close().catch(() => {});
+    await this.snapshotStore.close().catch(() => {});
+    this.state = "stopped";
+    this.logger.info({ nodeId: this.id }, "node stopped");
+  }
+
+  get running(): boolean {
+    return this.state === "running";
+  }
+
+  // ---------------------------------------------------------------------------
+  // Client API
+  // ---------------------------------------------------------------------------
+
+  /** Replicates a command; resolves with the state machine's result once applied. */
+  async propose(command: Uint8Array): Promise<R> {
+    this.checkRunning();
+    this.proposals.checkRoom();
+    let pos: ReturnType<RawNode["propose"]>;
+    try {
+      pos = this.raw.propose([command]);
+    } catch (e) {
+      throw e instanceof NotLeaderError ? this.notLeader() : e;
+    }
+    this.schedule();
+    return this.proposals.wait(pos.lastIndex, pos.term);
+  }
+
+  /** Reads through the state machine at the requested consistency. */
+  async read(query: Q, opts: { consistency?: ReadConsistency } = {}): Promise<A> {
+    this.checkRunning();
+    const consistency = opts.consistency ?? "linearizable";
+    if (consistency === "eventual") return await this.stateMachine.read(query);
+    if (consistency !== "linearizable" && consistency !== "lease") {
+      throw new InvalidArgumentError(`unknown read consistency ${String(consistency)}`);
+    }
+    const { ctx, promise } = this.reads.add(() => this.stateMachine.read(query));
+    try {
+      this.raw.readIndex(ctx, consistency === "lease" ? "lease" : "safe");
+    } catch (e) {
+      this.reads.fail(
+        ctx,
+        e instanceof ReadDroppedError && e.reason === "no-leader" ? this.notLeader() : (e as Error),
+      );
+    }
+    this.schedule();
+    return promise;
+  }
+
+  addLearner(id: NodeId, address: string): Promise<ConfState> {
+    return this.membership.change({ type: ConfChangeType.AddLearner, nodeId: id }, address);
+  }
+
+  promote(id: NodeId): Promise<ConfState> {
+    return this.membership.change({ type: ConfChangeType.AddNode, nodeId: id }, this.members.get(id) ?? "");
+  }
+
+  removeNode(id: NodeId): Promise<ConfState> {
+    return this.membership.change({ type: ConfChangeType.RemoveNode, nodeId: id }, "");
+  }
+
+  /** Proposes a raw membership change (joint consensus for several at once). */
+  proposeConfChange(cc: ConfChange): Promise<ConfState> {
+    return this.membership.propose(cc);
+  }
+
+  /** Hands leadership to `target` (default: the most up-to-date voter); resolves when it leads. */
+  async transferLeadership(target?: NodeId, timeoutMs = this.config.limits.shutdownTimeoutMs): Promise<void> {
+    this.checkRunning();
+    const st = this.raw.status();
+    if (st.role !== "leader") throw this.notLeader();
+    const to = target ?? this.membership.bestTransferTarget();
+    if (to === undefined) throw new InvalidArgumentError("no other voter to transfer leadership to");
+    this.raw.transferLeader(to);
+    this.schedule();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off("leaderChange", onChange);
+        reject(new TimeoutError(`leader transfer to ${to}`, timeoutMs));
+      }, timeoutMs);
+      const onChange = ({ leader }: { leader: NodeId }) => {
+        if (leader === this.id || leader === NONE) return;
+        clearTimeout(timer);
+        this.off("leaderChange", onChange);
+        resolve();
+      };
+      this.on("leaderChange", onChange);
+    });
+  }
+
+  /** Takes a snapshot now (compacting the log behind it). */
+  snapshot(): Promise<SnapshotInfo> {
+    this.checkRunning();
+    return this.snapshots.take("on-demand");
+  }
+
+  status(): NodeStatus {
+    const st = this.raw.status();
+    const cs = st.confState;
+    const learners = new Set([...cs.learners, ...cs.learnersNext]);
+    const ids = [...new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners])].sort((a, b) => a - b);
+    const prog = new Map(st.progress.map((p) => [p.id, p]));
+    return {
+      id: this.id,
+      role: st.role,
+      term: st.term,
+      leader: st.lead,
+      leaderAddress: this.members.get(st.lead),
+      commit: st.commit,
+      applied: this.appliedIndex,
+      lastIndex: st.lastIndex,
+      firstIndex: this.logStore.firstIndex(),
+      snapshotIndex: this.snapshots.latestIndex(),
+      members: ids.map((id) => {
+        const p = prog.get(id);
+        return {
+          id,
+          address: this.members.get(id) ?? "",
+          role: learners.has(id) ? "learner" : "voter",
+          ...(p
+            ? { match: p.match, next: p.next, lag: Math.max(0, st.commit - p.match), state: p.state }
+            : {}),
+        };
+      }),
+      pendingProposals: this.proposals.size,
+      pendingReads: this.reads.size,
+    };
+  }
+
+  notLeader(): NotLeaderError {
+    const lead = this.raw.status().lead;
+    return new NotLeaderError(lead, this.members.get(lead));
+  }
+
+  private checkRunning(): void {
+    if (this.state !== "running") throw new StoppedError();
+  }
+
+  // ---------------------------------------------------------------------------
+  // The loop
+  // ---------------------------------------------------------------------------
+
+  private onTick(): void {
+    if (this.state !== "running") return;
+    this.raw.tick();
+    this.membership.onTick();
+    this.snapshots.onTick();
+    this.schedule();
+  }
+
+  private onMessage(m: Message): void {
+    if (this.state !== "running") return;
+    try {
+      this.raw.step(m);
+    } catch (e) {
+      // A malformed message from a peer is its problem, never a reason to crash.
+      this.logger.warn({ from: m.from, type: m.type, err: String(e) }, "message rejected");
+      return;
+    }
+    this.schedule();
+  }
+
+  /** Steps a message that arrived by another path (a snapshot assembled from chunks). */
+  stepLocal(m: Message): void {
+    this.onMessage(m);
+  }
+
+  schedule(): void {
+    if (this.loopScheduled || this.state === "stopped") return;
+    this.loopScheduled = true;
+    setImmediate(() => {
+      this.loopScheduled = false;
+      if (this.looping) return;
+      this.loopIdle = this.loop();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    this.looping = true;
+    try {
+      while ((this.state === "running" || this.state === "stopping") && this.raw.hasReady()) {
+        await this.handleReady(this.raw.ready());
+      }
+    } catch (e) {
+      await this.fatal(e as Error);
+    } finally {
+      this.looping = false;
+    }
+    // Inputs that arrived while the last Ready was being written.
+    if (this.state === "running" && this.raw.hasReady()) this.schedule();
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    this.send(rd.messagesNow);
+    if (rd.snapshot) await this.snapshots.install(rd.snapshot);
+    const writes: Promise<void>[] = [];
+    if (rd.entries.length > 0) writes.push(this.logStore.append(rd.entries));
+    if (rd.hardState) writes.push(this.logStore.saveHardState(rd.hardState));
+    if (rd.mustSync || writes.length > 0) writes.push(this.logStore.sync());
+    await Promise.all(writes);
+    this.send(rd.messages);
+    if (rd.softState) this.onSoftState(rd.softState.leader, rd.softState.role);
+    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+    for (const rs of rd.readStates) this.reads.confirmed(rs.ctx, rs.index);
+    for (const d of rd.droppedReads) this.reads.dropped(d.ctx, d.reason);
+    this.reads.serve(this.appliedIndex);
+    this.raw.advance();
+    // The core applied the membership changes in advance(): report the configuration they made.
+    for (const e of this.confChangesApplied) {
+      const cs = this.raw.confState();
+      this.membership.onApplied(e.index, e.term, cs);
+      this.emit("membershipChange", { confState: cs, index: e.index });
+    }
+    this.confChangesApplied = [];
+    await this.snapshots.maybeTakeByPolicy();
+  }
+
+  private send(msgs: readonly Message[]): void {
+    if (msgs.length === 0) return;
+    const plain: Message[] = [];
+    for (const m of msgs) {
+      if (m.type === "snapshot") this.snapshots.send(m);
+      else plain.push(m);
+    }
+    this.transport.send(plain);
+  }
+
+  private async apply(entries: readonly Entry[]): Promise<void> {
+    const smApplied = this.stateMachine.lastApplied().index;
+    const fresh = entries.filter((e) => e.index > smApplied);
+    const results = fresh.length > 0 ? await this.stateMachine.apply(fresh) : [];
+    invariant(
+      results.length === fresh.length,
+      "state machine returned a result count unlike the entry count",
+    );
+    const byIndex = new Map<number, R>();
+    for (let i = 0; i < fresh.length; i++) byIndex.set(fresh[i]!.index, results[i]!);
+    for (const e of entries) {
+      if (e.type === EntryType.ConfChange) this.onConfChangeApplied(e);
+      if (byIndex.has(e.index)) this.proposals.applied(e.index, e.term, () => byIndex.get(e.index) as R);
+      else this.proposals.applied(e.index, e.term, () => undefined as R);
+      this.snapshots.noteApplied(e);
+    }
+    this.appliedIndex = entries[entries.length - 1]!.index;
+  }
+
+  private onConfChangeApplied(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const address = new TextDecoder().decode(cc.context);
+    for (const ch of cc.changes) {
+      if (ch.type === ConfChangeType.RemoveNode) {
+        this.membership.onRemoved(ch.nodeId);
+      } else if (address && cc.changes.length === 1) {
+        this.members.set(ch.nodeId, address);
+        if (ch.nodeId !== this.id) this.transport.addPeer(ch.nodeId, address);
+      }
+    }
+    void this.members
+      .persist()
+      .catch((err: unknown) => this.logger.error({ err: String(err) }, "persisting members"));
+    this.confChangesApplied.push(e);
+  }
+
+  /** A snapshot from the leader replaced the state: proposals it covers can no longer be matched. */
+  afterSnapshotInstall(index: number): void {
+    this.appliedIndex = index;
+    this.proposals.supersededUpTo(index);
+  }
+
+  private onSoftState(leader: NodeId, role: Role): void {
+    const term = this.raw.status().term;
+    if (leader !== this.lastLeader) {
+      this.lastLeader = leader;
+      this.logger.info({ nodeId: this.id, leader, term }, "leader changed");
+      this.emit("leaderChange", { leader, term });
+    }
+    if (role !== this.lastRole) {
+      this.lastRole = role;
+      this.emit("roleChange", { role, term });
+    }
+  }
+
+  private async fatal(e: Error): Promise<void> {
+    // Persistence failed (disk full, I/O error): continuing could acknowledge
+    // what is not durable. Fail-stop; a restart recovers from the durable state.
+    this.logger.error(
+      { nodeId: this.id, err: String(e), code: (e as TsraftError).code },
+      "fatal: stopping node",
+    );
+    this.state = "stopping";
+    this.proposals.failAll(e);
+    this.reads.failAll(e);
+    this.emit("fatal", e);
+  }
+}

@@ -1,0 +1,71 @@
+/** Helpers for runtime tests: free loopback ports, temp dirs, clusters of in-process nodes on real TCP. */
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { NodeBuilder } from "../../src/node/builder.ts";
+import type { NodeConfigInput } from "../../src/node/config.ts";
+import type { RaftNode } from "../../src/node/raft-node.ts";
+import type { FileStateMachine } from "../../src/storage/file-state-machine.ts";
+import { decodeKvCommand, encodeKvCommand, type KvResult } from "../../src/storage/kv-command.ts";
+
+export type KvNode = RaftNode<KvResult, Uint8Array, Uint8Array | null>;
+
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve) => {
+          const s = createServer();
+          s.listen(0, "127.0.0.1", () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+export function tempDir(prefix = "tsraft-node-"): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Fast timers so tests elect in tens of milliseconds. */
+export const FAST: NodeConfigInput = {
+  raft: { tickMs: 10, electionTicks: 10, heartbeatTicks: 1 },
+  limits: { readyTimeoutMs: 10_000, proposalTimeoutMs: 10_000, shutdownTimeoutMs: 2000 },
+  membership: { promoteAfterMs: 100 },
+};
+
+export function kvNode(config: NodeConfigInput): KvNode {
+  return new NodeBuilder(config).build() as unknown as KvNode;
+}
+
+export const enc = (s: string) => new TextEncoder().encode(s);
+export const dec = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().decode(b));
+export const put = (k: string, v: string) => encodeKvCommand({ op: "put", key: enc(k), value: enc(v) });
+export { decodeKvCommand };
+
+export async function waitFor<T>(
+  what: string,
+  f: () => T | undefined | false | null,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export function leaderOf(nodes: readonly KvNode[]): KvNode | undefined {
+  return nodes.find((n) => n.running && n.status().role === "leader");
+}
+
+export type { FileStateMachine };

@@ -54,6 +54,7 @@ import {
   decodeHardState,
   ENTRY_OVERHEAD_BYTES,
   encodeEntry,
+  encodeEntryInto,
   encodeHardState,
   encodeSegmentHeader,
   encodeTruncate,
@@ -396,7 +397,9 @@ export class FileStorageEngine extends AbstractLogStore {
       });
     }
     this.writeSeg = this.segments[this.segments.length - 1]!;
-    await this.startPrealloc();
+    // In the background: opening must not wait for 64 MiB of zeros; the write
+    // gate waits for it only if a write actually needs the next segment.
+    void this.startPrealloc();
     if (this.writeSeg.writePos === 0) {
       this.put(encodeSegmentHeader(this.writeSeg.seq, last + 1, false, this.writeSeg.sizeBytes));
       this.put(encodeHardState(hs));
@@ -503,6 +506,20 @@ export class FileStorageEngine extends AbstractLogStore {
     this.checkHealthy();
     const first = entries[0]!.index;
     if (first <= lastIndexBefore) this.index.truncateFrom(first);
+    let total = 0;
+    for (const e of entries) total += ENTRY_OVERHEAD_BYTES + e.data.length;
+    const seg = this.writeSeg;
+    if (seg.writePos + total <= seg.sizeBytes - SMALL_RECORD_RESERVE_BYTES) {
+      // The common case: the whole batch fits; one buffer, one queued write.
+      const buf = Buffer.allocUnsafe(total);
+      let off = 0;
+      for (const e of entries) {
+        this.index.add(e.index, e.term, seg, seg.writePos + off);
+        off = encodeEntryInto(buf, off, e);
+      }
+      this.enqueueWrite(seg, buf);
+      return Promise.resolve();
+    }
     for (const e of entries) {
       const buf = encodeEntry(e);
       this.put(buf);

@@ -62,6 +62,20 @@ export function entryRecordBytes(dataBytes: number): number {
   return ENTRY_OVERHEAD_BYTES + dataBytes;
 }
 
+/** Encodes `e` as a record into `b` at `off`; returns the offset after it. */
+export function encodeEntryInto(b: Buffer, off: number, e: Entry): number {
+  const len = 18 + e.data.length;
+  b.writeUInt32LE(len, off);
+  const p = off + HEADER_BYTES;
+  b[p] = RecordKind.Entry;
+  putU64(b, p + 1, e.term);
+  putU64(b, p + 9, e.index);
+  b[p + 17] = e.type;
+  b.set(e.data, p + 18);
+  b.writeUInt32LE(crc32c(b, crc32c(b, 0, off, off + 4), p, p + len), off + 4);
+  return p + len;
+}
+
 export function encodeEntry(e: Entry): Buffer {
   return frame(18 + e.data.length, (b, p) => {
     b[p] = RecordKind.Entry;

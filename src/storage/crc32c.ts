@@ -32,8 +32,8 @@ const WORD_PATH_MIN_BYTES = 128;
 // One cached word view: a scan checks many records of the same chunk buffer
 // (and small Buffers share Node's pool), so the view is almost always reused.
 let viewedBuffer: ArrayBufferLike | null = null;
-let view = new Int32Array(0);
-function wordView(b: ArrayBufferLike, words: number): Int32Array {
+let view: Int32Array<ArrayBufferLike> = new Int32Array(0);
+function wordView(b: ArrayBufferLike, words: number): Int32Array<ArrayBufferLike> {
   // Identity is not enough: a growable buffer may have grown since.
   if (b !== viewedBuffer || view.length < words) {
     view = new Int32Array(b, 0, b.byteLength >> 2);

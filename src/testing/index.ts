@@ -3,3 +3,4 @@ export * from "./history.ts";
 export * from "./linearizability/index.ts";
 export { Prng } from "./prng.ts";
 export * from "./sim/index.ts";
+export * from "./storage-suite.ts";

@@ -445,9 +445,12 @@ export class Simulation implements ChaosWorld {
     }
     const took = this.probeDoneAt! - start;
     const target = this.probe!.index;
-    const live = [...this.nodes.values()].filter((n) => members.has(n.id) && this.members().has(n.id));
-    if (!until(() => live.every((n) => n.alive && n.sm.applied >= target), this.now + CATCH_UP_US)) {
-      const behind = live.filter((n) => n.sm.applied < target).map((n) => `${n.id}@${n.sm.applied}`);
+    // Membership may still change (a joint configuration being left): check the members of now.
+    const live = (): SimNode[] => [...this.nodes.values()].filter((n) => this.members().has(n.id));
+    if (!until(() => live().every((n) => n.alive && n.sm.applied >= target), this.now + CATCH_UP_US)) {
+      const behind = live()
+        .filter((n) => !n.alive || n.sm.applied < target)
+        .map((n) => `${n.id}@${n.sm.applied}${n.alive ? "" : " (down)"}`);
       this.invariants.fail(`liveness: members did not catch up to ${target} once faults stopped: ${behind}`);
       return took;
     }

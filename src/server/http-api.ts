@@ -151,25 +151,24 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 function sendError(res: ServerResponse, e: unknown): void {
   if (res.headersSent) {
     res.destroy();
-    return;
-  }
-  if (e instanceof HttpError) return sendJson(res, e.status, { code: "HTTP", message: e.message });
-  if (e instanceof NotLeaderError) {
-    return sendJson(res, 421, {
+  } else if (e instanceof HttpError) {
+    sendJson(res, e.status, { code: "HTTP", message: e.message });
+  } else if (e instanceof NotLeaderError) {
+    sendJson(res, 421, {
       code: e.code,
       message: e.message,
       leaderId: e.leaderId,
       leaderAddress: e.leaderAddress,
     });
+  } else if (e instanceof TsraftError) {
+    sendJson(res, httpStatusOf(e.code), { code: e.code, message: e.message });
+  } else {
+    sendJson(res, 500, { code: "INTERNAL", message: String(e) });
   }
-  if (e instanceof TsraftError) {
-    const status =
-      e.code === "TSRAFT_ERR_RESOURCE_EXHAUSTED"
-        ? 429
-        : e.code === "TSRAFT_ERR_INVALID_ARGUMENT" || e.code === "TSRAFT_ERR_CONF_CHANGE"
-          ? 400
-          : 503;
-    return sendJson(res, status, { code: e.code, message: e.message });
-  }
-  sendJson(res, 500, { code: "INTERNAL", message: String(e) });
+}
+
+function httpStatusOf(code: string): number {
+  if (code === "TSRAFT_ERR_RESOURCE_EXHAUSTED") return 429;
+  if (code === "TSRAFT_ERR_INVALID_ARGUMENT" || code === "TSRAFT_ERR_CONF_CHANGE") return 400;
+  return 503;
 }

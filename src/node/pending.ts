@@ -2,7 +2,10 @@
  * Requests waiting on the Raft log: proposals (until their entry is applied)
  * and reads (until their ReadIndex is confirmed and applied). Both are
  * bounded: beyond the limit, new requests fail fast with
- * ResourceExhaustedError instead of growing memory.
+ * ResourceExhaustedError instead of growing memory. Timeouts are deadlines
+ * swept on each tick (one timer per request costs too much at 50,000/s);
+ * maps keep insertion order, which is deadline order, so a sweep stops at the
+ * first request still in time.
  */
 
 import {
@@ -17,12 +20,12 @@ import type { DropReason } from "../raft/types.ts";
 interface Waiter<T> {
   resolve(v: T): void;
   reject(e: Error): void;
-  timer: NodeJS.Timeout | undefined;
+  readonly deadlineMs: number;
 }
 
 export class PendingProposals<T> {
   /** By log index: the term the entry was proposed in, and who waits for it. */
-  private readonly byIndex = new Map<number, Waiter<T> & { term: number }>();
+  private readonly byIndex = new Map<number, Waiter<T> & { readonly term: number }>();
   private readonly max: number;
   private readonly timeoutMs: number;
 
@@ -41,14 +44,7 @@ export class PendingProposals<T> {
 
   wait(index: number, term: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.byIndex.get(index)?.term === term) {
-          this.byIndex.delete(index);
-          reject(new TimeoutError(`proposal at index ${index}`, this.timeoutMs));
-        }
-      }, this.timeoutMs);
-      timer.unref?.();
-      this.byIndex.set(index, { term, resolve, reject, timer });
+      this.byIndex.set(index, { term, resolve, reject, deadlineMs: Date.now() + this.timeoutMs });
     });
   }
 
@@ -57,7 +53,6 @@ export class PendingProposals<T> {
     const w = this.byIndex.get(index);
     if (!w) return;
     this.byIndex.delete(index);
-    clearTimeout(w.timer);
     // Another leader's entry took this index: our proposal is gone for good.
     if (w.term !== term)
       w.reject(new ProposalDroppedError("stepped-down", `index ${index} committed in term ${term}`));
@@ -69,30 +64,37 @@ export class PendingProposals<T> {
     for (const [i, w] of this.byIndex) {
       if (i > index) continue;
       this.byIndex.delete(i);
-      clearTimeout(w.timer);
       w.reject(
         new ProposalDroppedError("stepped-down", `index ${i} was covered by a snapshot; outcome unknown`),
       );
     }
   }
 
-  failAll(e: Error): void {
-    for (const w of this.byIndex.values()) {
-      clearTimeout(w.timer);
-      w.reject(e);
+  /** Fails proposals past their deadline (their outcome is unknown to the caller). */
+  expire(nowMs: number): void {
+    for (const [i, w] of this.byIndex) {
+      if (w.deadlineMs > nowMs) break;
+      this.byIndex.delete(i);
+      w.reject(new TimeoutError(`proposal at index ${i}`, this.timeoutMs));
     }
+  }
+
+  failAll(e: Error): void {
+    for (const w of this.byIndex.values()) w.reject(e);
     this.byIndex.clear();
   }
 }
 
-export interface PendingRead<T> {
+interface ReadWaiter<T> extends Waiter<T> {
   readonly run: () => T | Promise<T>;
   /** Set once the leader confirmed it: serve when applied reaches it. */
   index: number;
 }
 
 export class PendingReads<T> {
-  private readonly byCtx = new Map<string, PendingRead<T> & Waiter<T>>();
+  private readonly byCtx = new Map<string, ReadWaiter<T>>();
+  /** Confirmed reads waiting for the state machine to catch up. */
+  private confirmedCount = 0;
   private readonly max: number;
   private readonly timeoutMs: number;
   private seq = 0;
@@ -101,7 +103,7 @@ export class PendingReads<T> {
   constructor(max: number, timeoutMs: number, nodeId: number) {
     this.max = max;
     this.timeoutMs = timeoutMs;
-    // ctx must be unique across restarts too (a forwarded read may outlive us): add a random-ish start.
+    // ctx must not collide with a read of an earlier incarnation that a leader may still answer.
     this.prefix = `${nodeId}:${process.pid}:${Date.now().toString(36)}:`;
   }
 
@@ -114,18 +116,17 @@ export class PendingReads<T> {
     if (this.byCtx.size >= this.max) throw new ResourceExhaustedError("pending reads", this.max);
     const ctx = this.prefix + (++this.seq).toString(36);
     const promise = new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.byCtx.delete(ctx)) reject(new TimeoutError("read", this.timeoutMs));
-      }, this.timeoutMs);
-      timer.unref?.();
-      this.byCtx.set(ctx, { run, index: -1, resolve, reject, timer });
+      this.byCtx.set(ctx, { run, index: -1, resolve, reject, deadlineMs: Date.now() + this.timeoutMs });
     });
     return { ctx, promise };
   }
 
   confirmed(ctx: string, index: number): void {
     const r = this.byCtx.get(ctx);
-    if (r) r.index = index;
+    if (r && r.index < 0) {
+      r.index = index;
+      this.confirmedCount++;
+    }
   }
 
   dropped(ctx: string, reason: DropReason): void {
@@ -135,26 +136,36 @@ export class PendingReads<T> {
   fail(ctx: string, e: Error): void {
     const r = this.byCtx.get(ctx);
     if (!r) return;
-    this.byCtx.delete(ctx);
-    clearTimeout(r.timer);
+    this.remove(ctx, r);
     r.reject(e);
+  }
+
+  private remove(ctx: string, r: ReadWaiter<T>): void {
+    this.byCtx.delete(ctx);
+    if (r.index >= 0) this.confirmedCount--;
   }
 
   /** Serves every confirmed read whose index is applied. */
   serve(applied: number): void {
+    if (this.confirmedCount === 0) return;
     for (const [ctx, r] of this.byCtx) {
       if (r.index < 0 || r.index > applied) continue;
-      this.byCtx.delete(ctx);
-      clearTimeout(r.timer);
+      this.remove(ctx, r);
       Promise.resolve().then(r.run).then(r.resolve, r.reject);
     }
   }
 
-  failAll(e: Error = new StoppedError()): void {
-    for (const r of this.byCtx.values()) {
-      clearTimeout(r.timer);
-      r.reject(e);
+  expire(nowMs: number): void {
+    for (const [ctx, r] of this.byCtx) {
+      if (r.deadlineMs > nowMs) break;
+      this.remove(ctx, r);
+      r.reject(new TimeoutError("read", this.timeoutMs));
     }
+  }
+
+  failAll(e: Error = new StoppedError()): void {
+    for (const r of this.byCtx.values()) r.reject(e);
     this.byCtx.clear();
+    this.confirmedCount = 0;
   }
 }

@@ -413,6 +413,9 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   private onTick(): void {
     if (this.state !== "running") return;
     this.raw.tick();
+    const now = Date.now();
+    this.proposals.expire(now);
+    this.reads.expire(now);
     this.membership.onTick();
     this.snapshots.onTick();
     this.schedule();
@@ -466,7 +469,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     const writes: Promise<void>[] = [];
     if (rd.entries.length > 0) writes.push(this.logStore.append(rd.entries));
     if (rd.hardState) writes.push(this.logStore.saveHardState(rd.hardState));
-    if (rd.mustSync || writes.length > 0) writes.push(this.logStore.sync());
+    // A commit-index-only change needs no fsync: a lost commit index is recomputed after a restart.
+    if (rd.mustSync) writes.push(this.logStore.sync());
     await Promise.all(writes);
     this.send(rd.messages);
     if (rd.softState) this.onSoftState(rd.softState.leader, rd.softState.role);

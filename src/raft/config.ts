@@ -52,6 +52,14 @@ export interface RaftConfig {
   readonly maxPendingReads?: number;
   /** Max entries in one propose() call. Default 65536. */
   readonly maxProposalEntries?: number;
+  /**
+   * Asynchronous storage writes: advance() no longer means "durable". The
+   * runtime hands a Ready's entries and hard state to storage, calls
+   * advance() at once (so the next Ready can be taken while the write is in
+   * flight), and calls persisted(ready) — in Ready order — once they are
+   * durable; only then may it send that Ready's `messages`. Default false.
+   */
+  readonly asyncStorageWrites?: boolean;
   readonly logger?: RaftLogger;
 }
 
@@ -72,6 +80,7 @@ export const RAFT_DEFAULTS = {
   maxCommittedSizePerReady: 64 * 1024 * 1024,
   maxPendingReads: 65536,
   maxProposalEntries: 65536,
+  asyncStorageWrites: false,
 } as const;
 
 function positiveInt(key: string, v: number, min = 1): void {
@@ -100,6 +109,7 @@ export function resolveRaftConfig(c: RaftConfig): ResolvedRaftConfig {
     maxCommittedSizePerReady: c.maxCommittedSizePerReady ?? RAFT_DEFAULTS.maxCommittedSizePerReady,
     maxPendingReads: c.maxPendingReads ?? RAFT_DEFAULTS.maxPendingReads,
     maxProposalEntries: c.maxProposalEntries ?? RAFT_DEFAULTS.maxProposalEntries,
+    asyncStorageWrites: c.asyncStorageWrites ?? RAFT_DEFAULTS.asyncStorageWrites,
     logger: c.logger ?? null,
   };
   positiveInt("heartbeatTick", r.heartbeatTick);

@@ -95,6 +95,11 @@ export class Raft {
     this.tracker.progress = restored.progress;
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0)
       this.loadHardState(hardState);
+    if (this.cfg.applied > this.log.committed && this.cfg.applied <= this.log.lastIndex()) {
+      // The application only applies committed entries, so `applied` is committed even if the
+      // commit index in the hard state (written without fsync) was lost in a crash.
+      this.log.commitTo(this.cfg.applied);
+    }
     if (this.cfg.applied > this.log.applied)
       this.log.appliedTo(Math.min(this.cfg.applied, this.log.committed));
     this.leaderContactElapsed = this.cfg.leaseTicks > 0 ? 0 : this.cfg.electionTick;

@@ -57,11 +57,16 @@ export class RawNode {
   private prevSoft: SoftState;
   private prevHard: HardState;
   private pending: Ready | null = null;
+  /** The term and vote known durable (what leader traffic sent before a write may carry). */
+  private durableTerm: number;
+  private durableVote: NodeId;
 
   constructor(config: RaftConfig) {
     this.r = new Raft(config);
     this.prevSoft = this.r.softState();
     this.prevHard = this.r.hardState();
+    this.durableTerm = this.prevHard.term;
+    this.durableVote = this.prevHard.vote;
   }
 
   get id(): NodeId {
@@ -163,7 +168,7 @@ export class RawNode {
     if (this.pending) return false;
     if (r.needsBroadcast || r.msgs.length > 0 || r.readStates.length > 0 || r.droppedReads.length > 0)
       return true;
-    if (r.log.unstable.entries.length > 0 || r.log.unstable.snapshot) return true;
+    if (r.log.unstable.hasNextEntries() || r.log.unstable.snapshot) return true;
     if (!softEqual(r.softState(), this.prevSoft) || !hardEqual(r.hardState(), this.prevHard)) return true;
     return r.log.hasNextCommittedEntries();
   }
@@ -178,14 +183,19 @@ export class RawNode {
     const committedEntries = r.log.nextCommittedEntries();
     r.reduceUncommittedSize(committedEntries);
     const termOrVoteChanged = hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote;
+    // Leader traffic may leave before the write only if the term and vote it
+    // carries are already durable (not merely handed to storage).
+    const termVoteDurable = hard.term === this.durableTerm && hard.vote === this.durableVote;
     let messages: Message[] = r.msgs;
     let messagesNow: Message[] = [];
-    if (r.role === "leader" && !termOrVoteChanged) {
+    if (r.role === "leader" && termVoteDurable) {
       messagesNow = messages.filter((m) => SEND_BEFORE_PERSIST.has(m.type));
       messages = messages.filter((m) => !SEND_BEFORE_PERSIST.has(m.type));
     }
     r.msgs = [];
-    const entries = r.log.unstable.entries.slice();
+    const entries = r.log.unstable.nextEntries();
+    // From here these entries are being written: the next Ready starts after them.
+    r.log.unstable.acceptInProgress();
     const snapshot = r.log.unstable.snapshot;
     const rd: Ready = {
       softState: softEqual(soft, this.prevSoft) ? null : soft,
@@ -206,9 +216,11 @@ export class RawNode {
   }
 
   /**
-   * Acknowledges the last Ready: its entries, hard state and snapshot are
-   * durable, its messages are sent, and its committed entries are applied.
-   * Membership changes among those entries take effect here.
+   * Acknowledges the last Ready: its committed entries are applied (membership
+   * changes among them take effect here) and its snapshot is installed. In the
+   * default synchronous mode it also means its entries and hard state are
+   * durable and its messages sent; with `asyncStorageWrites` durability is
+   * reported separately by {@link RawNode.persisted}.
    */
   advance(): void {
     const rd = this.pending;
@@ -216,13 +228,10 @@ export class RawNode {
     const r = this.r;
     if (rd.softState) this.prevSoft = rd.softState;
     if (rd.hardState) this.prevHard = rd.hardState;
+    if (!r.cfg.asyncStorageWrites) this.markDurable(rd);
     if (rd.snapshot) {
       r.log.unstable.stableSnapTo(rd.snapshot.metadata.index);
       if (rd.snapshot.metadata.index > r.log.applied) r.log.appliedTo(rd.snapshot.metadata.index);
-    }
-    if (rd.entries.length > 0) {
-      const last = rd.entries[rd.entries.length - 1]!;
-      r.log.unstable.stableTo(last.index, last.term);
     }
     if (rd.committedEntries.length > 0) {
       const last = rd.committedEntries[rd.committedEntries.length - 1]!;
@@ -230,9 +239,32 @@ export class RawNode {
       for (const e of rd.committedEntries) if (e.type === EntryType.ConfChange) applyConfChangeEntry(r, e);
       r.log.appliedTo(last.index);
     }
-    if (r.role === "leader") onLeaderPersisted(r);
+    if (!r.cfg.asyncStorageWrites && r.role === "leader") onLeaderPersisted(r);
     maybeAutoLeave(r);
     this.pending = null;
+  }
+
+  /**
+   * Asynchronous storage writes only: the entries and hard state of `rd` (a
+   * Ready already advanced) are durable. Call in Ready order; then send
+   * `rd.messages`. A leader counts itself toward commit only from here.
+   */
+  persisted(rd: Ready): void {
+    invariant(this.r.cfg.asyncStorageWrites, "persisted() is for asyncStorageWrites mode");
+    invariant(this.pending !== rd, "persisted() before advance() of the same Ready");
+    this.markDurable(rd);
+    if (this.r.role === "leader") onLeaderPersisted(this.r);
+  }
+
+  private markDurable(rd: Ready): void {
+    if (rd.hardState) {
+      this.durableTerm = rd.hardState.term;
+      this.durableVote = rd.hardState.vote;
+    }
+    if (rd.entries.length > 0) {
+      const last = rd.entries[rd.entries.length - 1]!;
+      this.r.log.unstable.stableTo(last.index, last.term);
+    }
   }
 
   /** The configuration as it stands (to persist with a snapshot taken at the applied index). */

@@ -9,9 +9,31 @@ export class Unstable {
   snapshot: Snapshot | null = null;
   entries: Entry[] = [];
   offset: number;
+  /**
+   * Entries below this index were handed to the runtime in a Ready and are
+   * being written (asynchronous storage writes); the next Ready starts here.
+   * Equal to `offset` when nothing is in flight.
+   */
+  offsetInProgress: number;
 
   constructor(offset: number) {
     this.offset = offset;
+    this.offsetInProgress = offset;
+  }
+
+  /** Entries not yet handed to the runtime. */
+  nextEntries(): Entry[] {
+    const from = this.offsetInProgress - this.offset;
+    return from >= this.entries.length ? [] : this.entries.slice(from);
+  }
+
+  hasNextEntries(): boolean {
+    return this.offsetInProgress < this.offset + this.entries.length;
+  }
+
+  /** The runtime took every entry so far: they are being written. */
+  acceptInProgress(): void {
+    this.offsetInProgress = this.offset + this.entries.length;
   }
 
   maybeFirstIndex(): number | null {
@@ -39,6 +61,7 @@ export class Unstable {
     if (t === null || t !== term || index < this.offset) return;
     this.entries = this.entries.slice(index + 1 - this.offset);
     this.offset = index + 1;
+    this.offsetInProgress = Math.max(this.offsetInProgress, this.offset);
   }
 
   stableSnapTo(index: number): void {
@@ -47,6 +70,7 @@ export class Unstable {
 
   restore(s: Snapshot): void {
     this.offset = s.metadata.index + 1;
+    this.offsetInProgress = this.offset;
     this.entries = [];
     this.snapshot = s;
   }
@@ -59,10 +83,13 @@ export class Unstable {
     } else if (after <= this.offset) {
       // Replaces everything unstable (and tells storage to truncate from `after`).
       this.offset = after;
+      this.offsetInProgress = after;
       this.entries = ents.slice();
     } else {
       this.entries = this.entries.slice(0, after - this.offset);
       for (const e of ents) this.entries.push(e);
+      // Replaced entries that were being written must be handed out again.
+      this.offsetInProgress = Math.min(this.offsetInProgress, after);
     }
   }
 

@@ -8,7 +8,7 @@
 import type { RaftConfig } from "../raft/config.ts";
 import { MemoryRaftLog } from "../raft/memory-log.ts";
 import { RawNode } from "../raft/raw-node.ts";
-import type { ConfState, DroppedRead, Entry, Message, NodeId, ReadState } from "../raft/types.ts";
+import type { ConfState, DroppedRead, Entry, Message, NodeId, ReadState, Ready } from "../raft/types.ts";
 import { Prng } from "./prng.ts";
 
 export type NodeOptions = Partial<Omit<RaftConfig, "id" | "storage" | "rng">>;
@@ -21,6 +21,8 @@ export interface LocalNode {
   readonly applied: Entry[];
   readonly readStates: ReadState[];
   readonly droppedReads: DroppedRead[];
+  /** Asynchronous storage writes handed out but not yet durable, oldest first. */
+  readonly inflight: Ready[];
 }
 
 export class LocalCluster {
@@ -61,6 +63,7 @@ export class LocalCluster {
       applied: [],
       readStates: [],
       droppedReads: [],
+      inflight: [],
     };
     this.nodes.set(id, node);
     return node;
@@ -82,6 +85,8 @@ export class LocalCluster {
   restart(id: NodeId, options: NodeOptions = {}): void {
     const n = this.node(id);
     this.queue = this.queue.filter((m) => m.to !== id && m.from !== id);
+    // A crash loses the writes that were still in flight.
+    n.inflight.length = 0;
     n.raw = this.makeRaw(id, n.storage, {
       ...options,
       applied: n.applied.length ? n.applied[n.applied.length - 1]!.index : 0,
@@ -98,15 +103,37 @@ export class LocalCluster {
       n.storage.applySnapshot(rd.snapshot);
       if (this.keepApplied) n.applied.length = 0;
     }
-    n.storage.append(rd.entries);
-    if (rd.hardState) n.storage.setHardState(rd.hardState);
-    for (const m of rd.messages) this.queue.push(m);
+    const async = n.raw.internals.cfg.asyncStorageWrites;
+    if (async) {
+      // The write completes later (persistOne): its messages wait for it.
+      n.inflight.push(rd);
+    } else {
+      n.storage.append(rd.entries);
+      if (rd.hardState) n.storage.setHardState(rd.hardState);
+      for (const m of rd.messages) this.queue.push(m);
+    }
     if (this.keepApplied) for (const e of rd.committedEntries) n.applied.push(e);
     else if (rd.committedEntries.length > 0)
       n.applied[0] = rd.committedEntries[rd.committedEntries.length - 1]!;
     for (const s of rd.readStates) n.readStates.push(s);
     for (const d of rd.droppedReads) n.droppedReads.push(d);
     n.raw.advance();
+    return true;
+  }
+
+  /**
+   * Asynchronous storage writes: completes the oldest write in flight on `id`
+   * (it becomes durable, its messages leave, the core is told). Returns
+   * whether there was one.
+   */
+  persistOne(id: NodeId): boolean {
+    const n = this.node(id);
+    const rd = n.inflight.shift();
+    if (!rd) return false;
+    n.storage.append(rd.entries);
+    if (rd.hardState) n.storage.setHardState(rd.hardState);
+    for (const m of rd.messages) this.queue.push(m);
+    n.raw.persisted(rd);
     return true;
   }
 
@@ -135,7 +162,10 @@ export class LocalCluster {
   stabilize(maxRounds = 10_000): void {
     for (let i = 0; i < maxRounds; i++) {
       let moved = false;
-      for (const id of [...this.nodes.keys()].sort((a, b) => a - b)) moved = this.processReady(id) || moved;
+      for (const id of [...this.nodes.keys()].sort((a, b) => a - b)) {
+        moved = this.processReady(id) || moved;
+        while (this.persistOne(id)) moved = true;
+      }
       moved = this.deliverAll() > 0 || moved;
       if (!moved) return;
     }

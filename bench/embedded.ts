@@ -82,6 +82,8 @@ async function loopbackRttMs(n = 500): Promise<number> {
 export async function main(args: string[]): Promise<void> {
   const i = args.indexOf("--ops-scale");
   const scale = i >= 0 ? Number(args[i + 1]) : 1;
+  // --sync-writes: the runtime waits for each Ready's fsync before taking the next (for comparison).
+  const asyncStorageWrites = !args.includes("--sync-writes");
   const dir = mkdtempSync(join(tmpdir(), "tsraft-bench-embedded-"));
   const children: ChildProcess[] = [];
   try {
@@ -104,7 +106,7 @@ export async function main(args: string[]): Promise<void> {
             listen: `127.0.0.1:${ports[k]}`,
             dataDir: join(dir, `n${k + 1}`),
             initialCluster,
-            raft: { tickMs: 100 },
+            raft: { tickMs: 100, asyncStorageWrites },
             snapshot: { policy: "entries", entries: 200_000 },
             limits: { maxPendingProposals: 100_000 },
           },
@@ -132,6 +134,7 @@ export async function main(args: string[]): Promise<void> {
       });
       const rss = await Promise.all(children.map((c) => call(c, { cmd: "status" })));
       rows.push({
+        writes: asyncStorageWrites ? "async" : "sync",
         concurrency,
         ops: Math.round(ops * scale),
         opsPerSec: r.opsPerSec as number,

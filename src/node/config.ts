@@ -63,6 +63,11 @@ export const NODE_CONFIG_SCHEMA = {
       min: 1,
       doc: "uncommitted entry bytes on the leader",
     },
+    asyncStorageWrites: {
+      type: "bool",
+      default: true,
+      doc: "overlap log writes with replication and apply (messages still wait for their fsync)",
+    },
   },
   snapshot: {
     policy: {
@@ -158,6 +163,7 @@ export interface NodeConfig {
     readonly maxInflightMsgs: number;
     readonly maxInflightBytes: number;
     readonly maxUncommittedBytes: number;
+    readonly asyncStorageWrites: boolean;
   };
   readonly snapshot: {
     readonly policy: "entries" | "bytes" | "interval" | "disabled";

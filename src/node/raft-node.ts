@@ -45,6 +45,9 @@ import { Membership } from "./node-membership.ts";
 import { Snapshots } from "./node-snapshots.ts";
 import { PendingProposals, PendingReads } from "./pending.ts";
 
+/** Ready writes handed to storage and not yet durable, at most (asynchronous storage writes). */
+const MAX_WRITES_IN_FLIGHT = 64;
+
 export type ReadConsistency = "linearizable" | "lease" | "eventual";
 
 export interface MemberStatus {
@@ -127,6 +130,10 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   readonly snapshots: Snapshots<R, Q, A>;
   readonly membership: Membership<R, Q, A>;
   private stopped: Promise<void> | null = null;
+  /** Asynchronous storage writes: the chain of writes in flight, and how many. */
+  private readonly asyncWrites: boolean;
+  private writesInFlight: Promise<void> = Promise.resolve();
+  private writesPending = 0;
   private confChangesApplied: Entry[] = [];
 
   constructor(deps: RaftNodeDeps<R, Q, A>) {
@@ -139,6 +146,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.transport = deps.transport;
     this.logger = deps.logger ?? silentLogger;
     this.rng = deps.rng ?? Math.random;
+    this.asyncWrites = deps.config.raft.asyncStorageWrites;
     this.members = new MemberRegistry(deps.membersFile);
     const l = deps.config.limits;
     this.proposals = new PendingProposals(l.maxPendingProposals, l.proposalTimeoutMs);
@@ -177,6 +185,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       maxInflightBytes: cfg.raft.maxInflightBytes,
       maxUncommittedEntriesSize: cfg.raft.maxUncommittedBytes,
       maxPendingReads: cfg.limits.maxPendingReads,
+      asyncStorageWrites: cfg.raft.asyncStorageWrites,
       logger: this.logger,
     });
     // The state machine may be ahead of the log's compaction point: replay skips what it has.
@@ -260,6 +269,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     clearInterval(this.ticker);
     this.membership.stop();
     await this.loopIdle;
+    await this.writesInFlight.catch(() => {});
     const err = new StoppedError();
     this.proposals.failAll(err);
     this.reads.failAll(err);
@@ -465,20 +475,49 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
 
   private async handleReady(rd: Ready): Promise<void> {
     this.send(rd.messagesNow);
-    if (rd.snapshot) await this.snapshots.install(rd.snapshot);
+    if (rd.snapshot) {
+      // A snapshot replaces the log: let the writes it supersedes land first.
+      await this.writesInFlight;
+      await this.snapshots.install(rd.snapshot);
+    }
     const writes: Promise<void>[] = [];
     if (rd.entries.length > 0) writes.push(this.logStore.append(rd.entries));
     if (rd.hardState) writes.push(this.logStore.saveHardState(rd.hardState));
     // A commit-index-only change needs no fsync: a lost commit index is recomputed after a restart.
     if (rd.mustSync) writes.push(this.logStore.sync());
-    await Promise.all(writes);
-    this.send(rd.messages);
+    let markAdvanced = (): void => {};
+    if (this.asyncWrites) {
+      // The write proceeds while this loop goes on to apply and take the next Ready; its
+      // messages leave once it (and every write before it) is durable, and not before the
+      // core took the Ready back with advance().
+      this.writesPending++;
+      const written = Promise.all(writes);
+      const advanced = new Promise<void>((resolve) => {
+        markAdvanced = resolve;
+      });
+      this.writesInFlight = this.writesInFlight.then(async () => {
+        await written;
+        await advanced;
+        this.writesPending--;
+        if (this.state === "stopped") return;
+        this.send(rd.messages);
+        this.raw.persisted(rd);
+        this.schedule();
+      });
+      this.writesInFlight.catch((e: unknown) => void this.fatal(e as Error));
+      // Bound the writes in flight: beyond it, wait (storage is the bottleneck anyway).
+      if (this.writesPending >= MAX_WRITES_IN_FLIGHT) await this.writesInFlight;
+    } else {
+      await Promise.all(writes);
+      this.send(rd.messages);
+    }
     if (rd.softState) this.onSoftState(rd.softState.leader, rd.softState.role);
     if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
     for (const rs of rd.readStates) this.reads.confirmed(rs.ctx, rs.index);
     for (const d of rd.droppedReads) this.reads.dropped(d.ctx, d.reason);
     this.reads.serve(this.appliedIndex);
     this.raw.advance();
+    markAdvanced();
     // The core applied the membership changes in advance(): report the configuration they made.
     for (const e of this.confChangesApplied) {
       const cs = this.raw.confState();

@@ -23,6 +23,7 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
     throw new InvalidArgumentError(`too many changes (${cc.changes.length})`);
   writeVarint(out, cc.changes.length);
   for (const ch of cc.changes) {
+    if (ch.nodeId === 0) throw new InvalidArgumentError("conf change names node id 0");
     out.push(ch.type);
     writeVarint(out, ch.nodeId);
   }
@@ -46,7 +47,10 @@ export function decodeConfChange(buf: Uint8Array): ConfChange {
   for (let i = 0; i < count; i++) {
     const type = readByte(r);
     if (type > 2) throw new InvalidArgumentError(`unknown conf change type ${type}`);
-    changes.push({ type: type as ConfChangeType, nodeId: readVarint(r) });
+    const nodeId = readVarint(r);
+    // Node id 0 means "none": a change naming it is corrupt, not a change.
+    if (nodeId === 0) throw new InvalidArgumentError("conf change names node id 0");
+    changes.push({ type: type as ConfChangeType, nodeId });
   }
   const ctxLen = readVarint(r);
   if (r.pos + ctxLen !== buf.length) throw new InvalidArgumentError("conf change context length mismatch");

@@ -103,6 +103,8 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
     }
   },
 
+  overwrites: (input) => input.op === "put" || input.op === "delete",
+
   isReadOnly: (input, output) => input.op === "get" || (input.op === "cas" && output === false),
 
   partition(operations) {

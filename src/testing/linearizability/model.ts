@@ -63,6 +63,13 @@ export interface Model<State, Input, Output> {
    */
   isReadOnly?(input: Input, output: Output | undefined): boolean;
   /**
+   * True when the operation succeeds from every state and leaves the same
+   * state whatever the state was (a blind write: put, delete). Optional; it
+   * lets the search skip orders of timed-out writes that nothing observed,
+   * which otherwise make refuting a history exponential in the timeouts.
+   */
+  overwrites?(input: Input): boolean;
+  /**
    * Splits a history into independent parts (P-compositionality: a history is
    * linearizable iff each part is). Without it the history is one partition.
    */

@@ -102,6 +102,8 @@ function opKey(i: number): number {
 interface MemoEntry<State> {
   readonly bits: Uint32Array;
   readonly state: State;
+  /** Entered right after an unknown overwrite (restricts the next step). */
+  readonly afterBlind: boolean;
 }
 
 /**
@@ -122,6 +124,12 @@ export function sortEvents(entries: readonly Entry<unknown, unknown>[]): Int32Ar
 /**
  * Decides whether `entries` (one partition) can be linearized starting from
  * any of `inits`. Node `2i` is the call of entry `i`, node `2i + 1` its return.
+ *
+ * Only definite operations live in the linked list. Unknown operations are
+ * candidates too, once called, but they are tried after every definite
+ * candidate of a configuration: exploring "not applied (yet)" first closes
+ * the configurations that dominate the ones with the timeout applied (see
+ * `memoAdd`), which keeps timeouts from multiplying the search.
  */
 export function searchLinearization<State, Input, Output>(
   model: Model<State, Input, Output>,
@@ -135,16 +143,31 @@ export function searchLinearization<State, Input, Output>(
   const order = sortEvents(entries);
   const position = new Int32Array(2 * n);
   for (let k = 0; k < order.length; k++) position[order[k]!] = k;
+  const unknowns: number[] = [];
+  for (const node of order) if ((node & 1) === 0 && entries[node >> 1]!.unknown) unknowns.push(node >> 1);
+  const unknownCallAt = Int32Array.from(unknowns, (i) => position[2 * i]!);
+  const stepUnknown = model.stepUnknown;
+  invariant(
+    unknowns.length === 0 || stepUnknown !== undefined,
+    "model has no stepUnknown for unknown outcomes",
+  );
   let reach = 0;
   const equal = model.equal ?? Object.is;
   const hash = model.hash ?? ((s: State) => hashString(JSON.stringify(s) ?? "undefined"));
-  const stepUnknown = model.stepUnknown;
   const head = 2 * n;
   const next = new Int32Array(2 * n + 1);
   const prev = new Int32Array(2 * n + 1);
   const words = (n + 31) >>> 5;
   const keys = new Uint32Array(n);
   for (let i = 0; i < n; i++) keys[i] = opKey(i);
+  const definite = new Uint32Array(words);
+  for (let i = 0; i < n; i++) if (!entries[i]!.unknown) definite[i >>> 5] |= 1 << (i & 31);
+  // Overwrites: after an unknown one, the next operation may not be another
+  // overwrite. Any linearization can be put in that form by dropping the
+  // unknown overwrite, since nothing observed its state; dropping is always
+  // allowed for an unknown outcome. This stops chains of timed-out writes
+  // from being explored in every order.
+  const blind = Uint8Array.from(entries, (e) => (model.overwrites?.(e.op.input) ? 1 : 0));
 
   for (const init of inits) {
     // Rebuild the event list for each initial state (the previous search may
@@ -153,6 +176,7 @@ export function searchLinearization<State, Input, Output>(
     prev[head] = -1;
     for (let k = 0; k < order.length; k++) {
       const node = order[k]!;
+      if (entries[node >> 1]!.unknown) continue;
       next[last] = node;
       prev[node] = last;
       last = node;
@@ -162,80 +186,135 @@ export function searchLinearization<State, Input, Output>(
     const bits = new Uint32Array(words);
     let setHash = 0;
     const memo = new Map<number, MemoEntry<State>[]>();
-    const stackNode = new Int32Array(n);
+    // A frame: what was applied (a definite call node, or -(slot + 1) for an
+    // unknown operation) and what to restore when it is undone.
+    const stackWhat = new Int32Array(n);
+    const stackLimit = new Int32Array(n);
     const stackState: State[] = new Array<State>(n);
     const stackHash = new Uint32Array(n);
     let top = 0;
     let state = init;
-    let node = next[head]!;
+    let node = next[head]!; // cursor over definite candidates
+    let slot = -1; // >= 0: cursor over unknown candidates instead
+    let limit = -1; // the first pending definite return while `slot` is in use
     let outcome: SearchOutcome | undefined;
 
     while (outcome === undefined) {
-      if (node === -1) {
-        outcome = "ok"; // every event lifted: all operations linearized
-        break;
-      }
-      const i = node >> 1;
-      const e = entries[i]!;
-      if ((node & 1) === 0) {
-        if (!budget.take()) return { outcome: "unknown", reach };
-        let result: ReturnType<Model<State, Input, Output>["step"]>;
-        if (e.unknown) {
-          invariant(stepUnknown !== undefined, "model has no stepUnknown for an unknown-outcome operation");
-          result = stepUnknown.call(model, state, e.op.input);
-        } else {
-          result = model.step(state, e.op.input, e.op.output as Output);
+      let i: number;
+      let what: number;
+      if (slot < 0) {
+        if (node === -1) {
+          outcome = "ok"; // every definite operation linearized; the unknown rest may never have happened
+          break;
         }
-        if (result.ok) {
-          const nextSetHash = (setHash ^ keys[i]!) >>> 0;
-          const key = (nextSetHash ^ Math.imul(hash(result.state) | 0, 0x9e3779b1)) >>> 0;
-          if (memoAdd(memo, key, bits, i, result.state, equal)) {
-            stackNode[top] = node;
-            stackState[top] = state;
-            stackHash[top] = setHash;
-            top++;
-            state = result.state;
-            setHash = nextSetHash;
-            bits[i >>> 5] |= 1 << (i & 31);
-            lift(next, prev, node);
-            node = next[head]!;
-            continue;
-          }
+        if ((node & 1) === 1) {
+          // The first pending return: no later call may go before it.
+          if (position[node]! > reach) reach = position[node]!;
+          limit = node;
+          slot = 0;
+          continue;
         }
-        node = next[node]!;
+        i = node >> 1;
+        what = node;
       } else {
-        // A return event: everything before it must already be linearized.
-        if (e.ret === Infinity) {
-          outcome = "ok";
-          break;
+        const limitAt = position[limit]!;
+        while (slot < unknowns.length && unknownCallAt[slot]! < limitAt && isSet(bits, unknowns[slot]!))
+          slot++;
+        if (slot === unknowns.length || unknownCallAt[slot]! >= limitAt) {
+          if (top === 0) {
+            outcome = "illegal";
+            break;
+          }
+          top--;
+          state = stackState[top]!;
+          setHash = stackHash[top]!;
+          const back = stackWhat[top]!;
+          if (back >= 0) {
+            const j = back >> 1;
+            bits[j >>> 5] &= ~(1 << (j & 31));
+            unlift(next, prev, back);
+            node = next[back]!;
+            slot = -1;
+          } else {
+            const j = unknowns[-back - 1]!;
+            bits[j >>> 5] &= ~(1 << (j & 31));
+            slot = -back;
+            limit = stackLimit[top]!;
+          }
+          continue;
         }
-        if (position[node]! > reach) reach = position[node]!;
-        if (top === 0) {
-          outcome = "illegal";
-          break;
-        }
-        top--;
-        const back = stackNode[top]!;
-        state = stackState[top]!;
-        setHash = stackHash[top]!;
-        const j = back >> 1;
-        bits[j >>> 5] &= ~(1 << (j & 31));
-        unlift(next, prev, back);
-        node = next[back]!;
+        i = unknowns[slot]!;
+        what = -(slot + 1);
       }
+
+      const afterBlind =
+        top > 0 && stackWhat[top - 1]! < 0 && blind[unknowns[-stackWhat[top - 1]! - 1]!] === 1;
+      if (afterBlind && blind[i] === 1) {
+        if (what >= 0) node = next[node]!;
+        else slot++;
+        continue;
+      }
+      if (!budget.take()) return { outcome: "unknown", reach };
+      const e = entries[i]!;
+      const result = e.unknown
+        ? stepUnknown!.call(model, state, e.op.input)
+        : model.step(state, e.op.input, e.op.output as Output);
+      if (result.ok) {
+        // The memo key covers definite operations and the state only, so
+        // configurations differing just in applied unknown operations share
+        // a bucket and can be compared for dominance.
+        const nextSetHash = e.unknown ? setHash : (setHash ^ keys[i]!) >>> 0;
+        const nextBlind = e.unknown && blind[i] === 1;
+        const key =
+          (nextSetHash ^ Math.imul(hash(result.state) | 0, 0x9e3779b1) ^ (nextBlind ? 0x2545f491 : 0)) >>> 0;
+        if (memoAdd(memo, key, bits, definite, i, result.state, nextBlind, equal)) {
+          stackWhat[top] = what;
+          stackLimit[top] = limit;
+          stackState[top] = state;
+          stackHash[top] = setHash;
+          top++;
+          state = result.state;
+          setHash = nextSetHash;
+          bits[i >>> 5] |= 1 << (i & 31);
+          if (what >= 0) lift(next, prev, what);
+          node = next[head]!;
+          slot = -1;
+          continue;
+        }
+      }
+      if (what >= 0) node = next[node]!;
+      else slot++;
     }
     if (outcome === "ok") return { outcome: "ok", reach: 2 * n };
   }
   return { outcome: "illegal", reach };
 }
 
-/** Adds (bits + i, state) to the memo; false when it was already there (explored). */
+function isSet(bits: Uint32Array, i: number): boolean {
+  return (bits[i >>> 5]! & (1 << (i & 31))) !== 0;
+}
+
+/**
+ * Records the configuration (bits + i, state) about to be entered; false when
+ * it need not be explored: an entered configuration with the same definite
+ * operations, state and overwrite flag had a subset of the unknown operations
+ * applied (equal sets included). That one dominates: an unknown operation not
+ * applied there can still be applied later or never, and which calls are
+ * available depends only on the definite operations (unknown returns sit at
+ * +infinity), so every completion from here is one from there. It was
+ * entered before, so its own exploration covers them. (Induction on the
+ * length of the shortest completion shows nothing is lost even while the
+ * dominating configuration is still on the stack.) Without this, every
+ * subset of timed-out writes would be a distinct configuration.
+ */
 function memoAdd<State>(
   memo: Map<number, MemoEntry<State>[]>,
   key: number,
   bits: Uint32Array,
+  definite: Uint32Array,
   i: number,
   state: State,
+  afterBlind: boolean,
   equal: (a: State, b: State) => boolean,
 ): boolean {
   const wi = i >>> 5;
@@ -243,15 +322,17 @@ function memoAdd<State>(
   let bucket = memo.get(key);
   if (bucket !== undefined) {
     for (const m of bucket) {
-      let same = true;
+      if (m.afterBlind !== afterBlind) continue;
+      let dominated = true; // m.bits within the candidate, differing only in unknown operations
       for (let w = 0; w < bits.length; w++) {
-        const word = w === wi ? bits[w]! | wbit : bits[w]!;
-        if (m.bits[w] !== word) {
-          same = false;
+        const cur = w === wi ? bits[w]! | wbit : bits[w]!;
+        const old = m.bits[w]!;
+        if (old !== cur && ((old & ~cur) !== 0 || (cur & ~old & definite[w]!) !== 0)) {
+          dominated = false;
           break;
         }
       }
-      if (same && equal(m.state, state)) return false;
+      if (dominated && equal(m.state, state)) return false;
     }
   } else {
     bucket = [];
@@ -259,7 +340,7 @@ function memoAdd<State>(
   }
   const copy = bits.slice();
   copy[wi] |= wbit;
-  bucket.push({ bits: copy, state });
+  bucket.push({ bits: copy, state, afterBlind });
   return true;
 }
 

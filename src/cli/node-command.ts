@@ -71,6 +71,8 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<void> {
   );
   await node.run(controller.signal);
   await api.close();
+  // Reading stdin keeps the event loop alive: stop, or the process never exits after a shutdown.
+  if (opts.exitWithParent) process.stdin.destroy();
   logger.flush();
 }
 

@@ -90,34 +90,30 @@ function heardFromLeader(r: Raft, leader: number): void {
   r.setLead(leader);
 }
 
+/** Acknowledges that our log matches the leader's up to `index`. */
+function ackAppend(r: Raft, to: number, index: number): void {
+  r.send({
+    type: "appendResp",
+    from: r.id,
+    to,
+    term: r.term,
+    index,
+    reject: false,
+    hintIndex: 0,
+    hintTerm: 0,
+  });
+}
+
 /** AppendEntries receiver (Raft Figure 2). */
 export function handleAppend(r: Raft, m: AppendMessage): void {
   if (m.prevIndex < r.log.committed) {
     // Everything up to our commit index matches any leader's log: say how far we are.
-    r.send({
-      type: "appendResp",
-      from: r.id,
-      to: m.from,
-      term: r.term,
-      index: r.log.committed,
-      reject: false,
-      hintIndex: 0,
-      hintTerm: 0,
-    });
+    ackAppend(r, m.from, r.log.committed);
     return;
   }
   const lastNew = r.log.maybeAppend(m.prevIndex, m.prevTerm, m.commit, m.entries);
   if (lastNew !== null) {
-    r.send({
-      type: "appendResp",
-      from: r.id,
-      to: m.from,
-      term: r.term,
-      index: lastNew,
-      reject: false,
-      hintIndex: 0,
-      hintTerm: 0,
-    });
+    ackAppend(r, m.from, lastNew);
     return;
   }
   // Mismatch: hint the largest index whose term is <= the leader's prevTerm, so it can skip whole terms.
@@ -141,30 +137,12 @@ export function handleHeartbeat(r: Raft, m: HeartbeatMessage): void {
 
 /** InstallSnapshot receiver (Raft §7). */
 export function handleSnapshot(r: Raft, m: SnapshotMessage): void {
-  const { index, term } = m.snapshot.metadata;
   if (restoreSnapshot(r, m)) {
-    r.send({
-      type: "appendResp",
-      from: r.id,
-      to: m.from,
-      term: r.term,
-      index: r.log.lastIndex(),
-      reject: false,
-      hintIndex: 0,
-      hintTerm: 0,
-    });
+    ackAppend(r, m.from, r.log.lastIndex());
   } else {
+    const { index, term } = m.snapshot.metadata;
     r.cfg.logger?.debug({ id: r.id, index, term }, "ignored snapshot");
-    r.send({
-      type: "appendResp",
-      from: r.id,
-      to: m.from,
-      term: r.term,
-      index: r.log.committed,
-      reject: false,
-      hintIndex: 0,
-      hintTerm: 0,
-    });
+    ackAppend(r, m.from, r.log.committed);
   }
 }
 

@@ -4,6 +4,7 @@ export { Invariants } from "./invariants.ts";
 export { chainHash, type KvCommand, KvMachine } from "./kv-machine.ts";
 export { type PartitionKind, SimNetwork } from "./network.ts";
 export { drawParams, MS, PROFILES, type ProfileName, type SimParams } from "./profile.ts";
+export { figure8, type ScenarioResult } from "./scenario.ts";
 export { SimNode } from "./sim-node.ts";
 export { runSimulation, type SimOptions, type SimResult, Simulation } from "./simulation.ts";
 export { replayCommand, runSwarm, type SwarmOptions, type SwarmSummary } from "./swarm.ts";

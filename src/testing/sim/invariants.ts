@@ -102,18 +102,25 @@ export class Invariants {
   onDurableWrite(node: SimNode, prevCommit: number, ents: readonly Entry[]): void {
     const log = node.durable;
     const commit = Math.min(log.hardState.commit, log.lastIndex());
-    const check = (i: number): boolean => {
-      const t = this.ledger[i];
-      if (t === undefined || t === 0 || i < log.firstIndex()) return true;
-      const have = log.term(i);
-      if (have === t) return true;
-      this.fail(
-        `node ${node.id} durably holds (${i}, term ${have}) as committed, but term ${t} is committed`,
-      );
-      return false;
-    };
-    for (let i = Math.max(prevCommit + 1, log.firstIndex()); i <= commit; i++) if (!check(i)) return;
-    for (const e of ents) if (e.index <= Math.min(prevCommit, commit) && !check(e.index)) return;
+    for (let i = Math.max(prevCommit + 1, log.firstIndex()); i <= commit; i++) {
+      if (!this.durableMatchesLedger(node, i)) return;
+    }
+    const below = Math.min(prevCommit, commit);
+    for (let k = 0; k < ents.length; k++) {
+      const e = ents[k]!;
+      if (e.index <= below && !this.durableMatchesLedger(node, e.index)) return;
+    }
+  }
+
+  /** Whether `node`'s durable log agrees with the ledger at `i` (records a violation otherwise). */
+  private durableMatchesLedger(node: SimNode, i: number): boolean {
+    const log = node.durable;
+    const t = this.ledger[i];
+    if (t === undefined || t === 0 || i < log.firstIndex()) return true;
+    const have = log.term(i);
+    if (have === t) return true;
+    this.fail(`node ${node.id} durably holds (${i}, term ${have}) as committed, but term ${t} is committed`);
+    return false;
   }
 
   /** A snapshot made durable on `node`: its last entry must agree with the committed ledger. */

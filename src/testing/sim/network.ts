@@ -41,11 +41,27 @@ export class SimNetwork {
 
   /** The delivery delays for one send: [] when dropped, two entries when duplicated. */
   delays(): number[] {
+    const n = this.sample();
+    return n === 0 ? [] : n === 1 ? [this.delay0] : [this.delay0, this.delay1];
+  }
+
+  /** Delays drawn by the last {@link sample} (valid for as many copies as it returned). */
+  delay0 = 0;
+  delay1 = 0;
+
+  /**
+   * Draws the fate of one send without allocating: how many copies arrive (0
+   * dropped, 2 duplicated), their delays left in `delay0` / `delay1`.
+   */
+  sample(): 0 | 1 | 2 {
     const p = this.params;
-    if (p.dropRate > 0 && this.prng.chance(p.dropRate)) return [];
-    const one = this.delay();
-    if (p.duplicateRate > 0 && this.prng.chance(p.duplicateRate)) return [one, this.delay()];
-    return [one];
+    if (p.dropRate > 0 && this.prng.chance(p.dropRate)) return 0;
+    this.delay0 = this.delay();
+    if (p.duplicateRate > 0 && this.prng.chance(p.duplicateRate)) {
+      this.delay1 = this.delay();
+      return 2;
+    }
+    return 1;
   }
 
   private delay(): number {

@@ -93,6 +93,8 @@ export class Simulation implements ChaosWorld {
   private nextId: NodeId;
   /** The newest configuration applied anywhere (committed, hence authoritative), and its index. */
   private latestConf: { index: number; cs: ConfState };
+  /** The members of `latestConf` (every voter and learner, incoming and outgoing). */
+  private memberSet: Set<NodeId>;
   private touched: SimNode[] = [];
   deliveries = 0;
   events = 0;
@@ -124,6 +126,7 @@ export class Simulation implements ChaosWorld {
       autoLeave: false,
     };
     this.latestConf = { index: 1, cs };
+    this.memberSet = membersOf(cs);
     for (const id of ids) this.nodes.set(id, new SimNode(id, cs, 0));
     this.nextId = ids.length + 1;
     this.workload = new Workload(this, p, workloadPrng, this.history, this.invariants);
@@ -186,6 +189,33 @@ export class Simulation implements ChaosWorld {
     this.nodes.set(n.id, n);
     this.restart(n);
     return n;
+  }
+
+  // --- Scripted schedules ---------------------------------------------------
+
+  /**
+   * Starts every node without clients or faults, for a scripted schedule
+   * (see scenario.ts) driven through {@link runUntil}, the network's blocks,
+   * {@link crash}, {@link restart} and the nodes' RawNodes (each input
+   * followed by {@link afterInput}). Invariants run after every step as usual.
+   */
+  boot(): void {
+    for (const n of this.nodes.values()) this.restart(n);
+    this.flush();
+  }
+
+  /**
+   * Processes events until `done()` holds (checked after every step), a
+   * violation is found, `maxUs` of simulated time passes or nothing is left.
+   * Returns whether `done()` holds.
+   */
+  runUntil(done: () => boolean, maxUs: number): boolean {
+    const limit = this.now + maxUs;
+    this.flush(); // inputs fed since the last step
+    while (!done()) {
+      if (this.invariants.violation !== null || this.queue.peekTime() > limit || !this.step()) return done();
+    }
+    return true;
   }
 
   // --- Running --------------------------------------------------------------
@@ -299,9 +329,13 @@ export class Simulation implements ChaosWorld {
         this.dropped(m);
         continue;
       }
-      const delays = this.network.delays();
-      if (delays.length === 0) this.dropped(m);
-      for (const d of delays) this.queue.push(this.now + d, EventKind.Deliver, m.to, 0, m, null);
+      const net = this.network;
+      const copies = net.sample();
+      if (copies === 0) this.dropped(m);
+      else {
+        this.queue.push(this.now + net.delay0, EventKind.Deliver, m.to, 0, m, null);
+        if (copies === 2) this.queue.push(this.now + net.delay1, EventKind.Deliver, m.to, 0, m, null);
+      }
     }
   }
 
@@ -388,7 +422,8 @@ export class Simulation implements ChaosWorld {
   /** A newer configuration is committed: members join; removed members are stopped for good. */
   private noteConf(index: number, cs: ConfState): void {
     this.latestConf = { index, cs };
-    const members = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
+    const members = membersOf(cs);
+    this.memberSet = members;
     for (const n of this.nodes.values()) {
       if (members.has(n.id)) n.joined = true;
       else if (n.joined && !n.decommissioned) {
@@ -398,9 +433,8 @@ export class Simulation implements ChaosWorld {
     }
   }
 
-  private members(): Set<NodeId> {
-    const cs = this.latestConf.cs;
-    return new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
+  private members(): ReadonlySet<NodeId> {
+    return this.memberSet;
   }
 
   /** Faults stop; a leader must commit a new entry in bounded time, and every member must catch up. */
@@ -447,7 +481,14 @@ export class Simulation implements ChaosWorld {
     const target = this.probe!.index;
     // Membership may still change (a joint configuration being left): check the members of now.
     const live = (): SimNode[] => [...this.nodes.values()].filter((n) => this.members().has(n.id));
-    if (!until(() => live().every((n) => n.alive && n.sm.applied >= target), this.now + CATCH_UP_US)) {
+    const caughtUp = (): boolean => {
+      const members = this.members();
+      for (const n of this.nodes.values()) {
+        if (members.has(n.id) && !(n.alive && n.sm.applied >= target)) return false;
+      }
+      return true;
+    };
+    if (!until(caughtUp, this.now + CATCH_UP_US)) {
       const behind = live()
         .filter((n) => !n.alive || n.sm.applied < target)
         .map((n) => `${n.id}@${n.sm.applied}${n.alive ? "" : " (down)"}`);
@@ -473,6 +514,10 @@ export class Simulation implements ChaosWorld {
       }
     }
   }
+}
+
+function membersOf(cs: ConfState): Set<NodeId> {
+  return new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
 }
 
 /** Runs one seed. */

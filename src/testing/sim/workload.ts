@@ -74,6 +74,7 @@ const BACKOFF_MAX_US = 64_000;
 
 export class Workload {
   private readonly clients: Client[] = [];
+  private ids: NodeId[] = [];
   private stopped = false;
   /** node -> index -> the write waiting for that index to be applied there. */
   private readonly writes = new Map<NodeId, Map<number, WriteWait>>();
@@ -92,7 +93,7 @@ export class Workload {
   ) {}
 
   start(): void {
-    const ids = [...this.world.nodes.keys()];
+    const ids = this.nodeIds();
     for (let i = 0; i < this.params.clients; i++) {
       const c: Client = { id: i + 1, leader: this.prng.pick(ids), seq: 0, recent: new Map() };
       this.clients.push(c);
@@ -145,6 +146,12 @@ export class Workload {
     this.attempt(op);
   }
 
+  /** Every node id, in creation order (nodes are only ever added, so a cached copy stays valid until one is). */
+  private nodeIds(): readonly NodeId[] {
+    if (this.ids.length !== this.world.nodes.size) this.ids = [...this.world.nodes.keys()];
+    return this.ids;
+  }
+
   private next(c: Client): void {
     this.world.schedule(1 + this.prng.int(this.params.thinkMaxUs), () => this.issue(c));
   }
@@ -158,9 +165,9 @@ export class Workload {
   private pickNode(op: ClientOp): SimNode | undefined {
     const c = op.client;
     // Each retry after a dead end tries another node, like a client walking its endpoint list.
-    if (op.attempts > 1 && this.prng.chance(0.3)) c.leader = this.prng.pick([...this.world.nodes.keys()]);
+    if (op.attempts > 1 && this.prng.chance(0.3)) c.leader = this.prng.pick(this.nodeIds());
     if (op.kind === "get" && this.prng.chance(this.params.followerReadRate)) {
-      return this.world.nodes.get(this.prng.pick([...this.world.nodes.keys()]));
+      return this.world.nodes.get(this.prng.pick(this.nodeIds()));
     }
     return this.world.nodes.get(c.leader);
   }
@@ -170,7 +177,7 @@ export class Workload {
     op.attempts++;
     const node = this.pickNode(op);
     if (!node?.alive || node.raw === null) {
-      op.client.leader = this.prng.pick([...this.world.nodes.keys()]);
+      op.client.leader = this.prng.pick(this.nodeIds());
       this.retry(op);
       return;
     }
@@ -180,6 +187,13 @@ export class Workload {
 
   private propose(op: ClientOp, node: SimNode, command: KvCommand): void {
     const raw = node.raw!;
+    const r = raw.internals;
+    if (r.role !== "leader") {
+      // What propose() would throw (NotLeaderError with the leader hint), without paying for the
+      // exception's stack trace on the hot path.
+      this.notLeader(op, r.lead);
+      return;
+    }
     try {
       const pos = raw.propose([encodeCommand(command)]);
       op.proposed = true;
@@ -191,8 +205,7 @@ export class Workload {
       m.set(pos.firstIndex, { op, term: pos.term });
     } catch (e) {
       if (e instanceof NotLeaderError) {
-        op.client.leader = e.leaderId !== 0 ? e.leaderId : this.prng.pick([...this.world.nodes.keys()]);
-        this.retry(op);
+        this.notLeader(op, e.leaderId);
         return;
       }
       if (e instanceof ProposalDroppedError) {
@@ -205,8 +218,19 @@ export class Workload {
     this.world.afterInput(node);
   }
 
+  private notLeader(op: ClientOp, hint: NodeId): void {
+    op.client.leader = hint !== 0 ? hint : this.prng.pick(this.nodeIds());
+    this.retry(op);
+  }
+
   private read(op: ClientOp, node: SimNode): void {
     const raw = node.raw!;
+    const r = raw.internals;
+    if (r.role !== "leader" && r.lead === 0) {
+      // What readIndex() would throw (ReadDroppedError "no-leader"), without the exception.
+      this.retry(op);
+      return;
+    }
     const ctx = `${op.handle}.${op.attempts}`;
     try {
       raw.readIndex(ctx, op.mode);
@@ -218,7 +242,7 @@ export class Workload {
       }
     } catch (e) {
       if (e instanceof ReadDroppedError || e instanceof ResourceExhaustedError) {
-        const lead = raw.status().lead;
+        const lead = r.lead;
         if (lead !== 0) op.client.leader = lead;
         this.retry(op);
         return;

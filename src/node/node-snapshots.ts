@@ -54,6 +54,8 @@ export class Snapshots<R, Q, A> {
   private lastTakenAtMs = Date.now();
   private taking: Promise<SnapshotInfo> | null = null;
   private readonly outgoing = new Set<NodeId>();
+  /** Peers the newest snapshot predates (they joined after it): they wait for a fresh one. */
+  private readonly awaitingFresh = new Set<NodeId>();
   private readonly incoming = new Map<string, Incoming>();
   private readonly assembled = new Map<number, Assembled>();
   private incomingDir = "";
@@ -114,6 +116,14 @@ export class Snapshots<R, Q, A> {
 
   async maybeTakeByPolicy(): Promise<void> {
     const s = this.node.config.snapshot;
+    if (this.awaitingFresh.size > 0) {
+      const peers = [...this.awaitingFresh];
+      this.awaitingFresh.clear();
+      await this.take("peer-not-in-snapshot");
+      // The core retries them with the snapshot its storage now offers: the fresh one.
+      for (const peer of peers) this.report(peer, false);
+      return;
+    }
     const due =
       (s.policy === "entries" && this.entriesSince >= s.entries) ||
       (s.policy === "bytes" && this.bytesSince >= s.logBytes) ||
@@ -179,6 +189,19 @@ export class Snapshots<R, Q, A> {
 
   send(m: SnapshotMessage): void {
     if (this.outgoing.has(m.to)) return;
+    const cs = m.snapshot.metadata.confState;
+    if (![cs.voters, cs.learners, cs.votersOutgoing, cs.learnersNext].some((ids) => ids.includes(m.to))) {
+      // The peer was added after the newest snapshot: it would refuse a snapshot whose
+      // configuration lacks it (and the core would ask again at once, forever). Take a
+      // fresh snapshot, which includes it, after this Ready; then let the core retry.
+      this.node.logger.info(
+        { peer: m.to, index: m.snapshot.metadata.index },
+        "newest snapshot predates the peer: taking a fresh one",
+      );
+      this.awaitingFresh.add(m.to);
+      this.node.schedule();
+      return;
+    }
     this.outgoing.add(m.to);
     void this.stream(m)
       .then(

@@ -227,7 +227,8 @@ export class Membership<R, Q, A> {
     const now = Date.now();
     for (const p of st.progress) {
       if (!p.learner) continue;
-      if (st.commit - p.match > rule.promoteWithinEntries) {
+      // Still probing or receiving a snapshot is not caught up, however short the log is.
+      if (p.state !== "replicate" || st.commit - p.match > rule.promoteWithinEntries) {
         this.caughtUpSince.delete(p.id);
         continue;
       }

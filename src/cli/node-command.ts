@@ -61,6 +61,12 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<void> {
     process.stdin.resume();
   }
 
+  // A fatal error (storage failed) stops the node like a shutdown does: exit non-zero, so a
+  // supervisor sees a failure and not a clean stop.
+  node.once("fatal", (e) => {
+    logger.error({ err: String(e) }, "node failed");
+    process.exitCode = 1;
+  });
   await node.startRpcServer();
   const api = new HttpApi(node);
   const [host, port] = splitHostPort(opts.http ?? "127.0.0.1:0");

@@ -68,83 +68,88 @@ function dataEnd(path: string): number {
 }
 
 describe("file engine corruption", () => {
-  it(`recovers or fails clearly on ${iterations} random corruptions, never returning wrong data`, {
-    timeout: 120_000,
-  }, async () => {
-    const root = await mkdtemp(join(tmpdir(), "tsraft-corrupt-"));
-    try {
-      const pristine = join(root, "pristine");
-      const expected = await build(pristine);
-      const segs = readdirSync(pristine)
-        .filter((n) => n.startsWith("wal-"))
-        .sort();
-      assert.ok(segs.length >= 3, `want several segments, got ${segs.length}`);
-      const outcomes = { recoveredFull: 0, recoveredShorter: 0, corruption: 0 };
-      for (let iter = 0; iter < iterations; iter++) {
-        const rand = xorshift(iter * 7919 + 17);
-        const dir = join(root, `case-${iter}`);
-        cpSync(pristine, dir, { recursive: true });
-        // A quarter of the cases aim at the tail of the last segment, where a
-        // torn write would be: the only place recovery may drop records.
-        const aimAtTail = rand(4) === 0;
-        const target = aimAtTail
-          ? segs[segs.length - 1]!
-          : rand(10) === 0
-            ? "MANIFEST"
-            : segs[rand(segs.length)]!;
-        const path = join(dir, target);
-        const end = target === "MANIFEST" ? statSync(path).size : dataEnd(path);
-        const offset = aimAtTail
-          ? Math.max(0, end - 300 + rand(364))
-          : rand(Math.max(1, end + (target === "MANIFEST" ? 0 : 64)));
-        const inLastSegment = target === segs[segs.length - 1];
-        if (!aimAtTail && rand(3) === 0 && target !== "MANIFEST") {
-          truncateSync(path, offset);
-        } else {
-          const fd = openSync(path, "r+");
-          const b = Buffer.alloc(1);
-          readSync(fd, b, 0, 1, offset);
-          b[0]! ^= 1 << rand(8);
-          writeSync(fd, b, 0, 1, offset);
-          closeSync(fd);
-        }
-        const s = new FileStorageEngine({ dir, segmentSizeBytes: SEG, logger: quiet });
-        try {
-          await s.open();
-        } catch (err) {
-          assert.ok(err instanceof CorruptionError, `case ${iter} (${target}@${offset}): ${String(err)}`);
-          assert.ok(err.file.includes(dir), `case ${iter}: error names ${err.file}`);
-          outcomes.corruption++;
-          await rm(dir, { recursive: true, force: true });
-          continue;
-        }
-        try {
-          const last = s.lastIndex();
-          assert.ok(last >= COMMIT, `case ${iter}: committed entries lost (last ${last})`);
-          if (last < N) assert.ok(inLastSegment, `case ${iter}: entries lost outside the last segment`);
-          const got = s.entries(1, last + 1, 1e12);
-          assert.equal(got.length, last);
-          for (const e of got) {
-            const want = expected[e.index - 1]!;
-            assert.equal(e.term, want.term, `case ${iter}: term of ${e.index}`);
-            assert.ok(Buffer.from(e.data).equals(want.data), `case ${iter}: data of entry ${e.index}`);
+  // Once in-thread, once with sealed segments scanned on worker threads.
+  for (const [label, recoveryWorkers, runs] of [
+    ["", 0, iterations],
+    [" (scan workers)", 2, iterations / 2],
+  ] as const)
+    it(`recovers or fails clearly on ${runs} random corruptions, never returning wrong data${label}`, {
+      timeout: 120_000,
+    }, async () => {
+      const root = await mkdtemp(join(tmpdir(), "tsraft-corrupt-"));
+      try {
+        const pristine = join(root, "pristine");
+        const expected = await build(pristine);
+        const segs = readdirSync(pristine)
+          .filter((n) => n.startsWith("wal-"))
+          .sort();
+        assert.ok(segs.length >= 3, `want several segments, got ${segs.length}`);
+        const outcomes = { recoveredFull: 0, recoveredShorter: 0, corruption: 0 };
+        for (let iter = 0; iter < runs; iter++) {
+          const rand = xorshift(iter * 7919 + 17);
+          const dir = join(root, `case-${iter}`);
+          cpSync(pristine, dir, { recursive: true });
+          // A quarter of the cases aim at the tail of the last segment, where a
+          // torn write would be: the only place recovery may drop records.
+          const aimAtTail = rand(4) === 0;
+          const target = aimAtTail
+            ? segs[segs.length - 1]!
+            : rand(10) === 0
+              ? "MANIFEST"
+              : segs[rand(segs.length)]!;
+          const path = join(dir, target);
+          const end = target === "MANIFEST" ? statSync(path).size : dataEnd(path);
+          const offset = aimAtTail
+            ? Math.max(0, end - 300 + rand(364))
+            : rand(Math.max(1, end + (target === "MANIFEST" ? 0 : 64)));
+          const inLastSegment = target === segs[segs.length - 1];
+          if (!aimAtTail && rand(3) === 0 && target !== "MANIFEST") {
+            truncateSync(path, offset);
+          } else {
+            const fd = openSync(path, "r+");
+            const b = Buffer.alloc(1);
+            readSync(fd, b, 0, 1, offset);
+            b[0]! ^= 1 << rand(8);
+            writeSync(fd, b, 0, 1, offset);
+            closeSync(fd);
           }
-          if (last === N) outcomes.recoveredFull++;
-          else outcomes.recoveredShorter++;
-        } finally {
-          await s.close();
-          await rm(dir, { recursive: true, force: true });
+          const s = new FileStorageEngine({ dir, segmentSizeBytes: SEG, logger: quiet, recoveryWorkers });
+          try {
+            await s.open();
+          } catch (err) {
+            assert.ok(err instanceof CorruptionError, `case ${iter} (${target}@${offset}): ${String(err)}`);
+            assert.ok(err.file.includes(dir), `case ${iter}: error names ${err.file}`);
+            outcomes.corruption++;
+            await rm(dir, { recursive: true, force: true });
+            continue;
+          }
+          try {
+            const last = s.lastIndex();
+            assert.ok(last >= COMMIT, `case ${iter}: committed entries lost (last ${last})`);
+            if (last < N) assert.ok(inLastSegment, `case ${iter}: entries lost outside the last segment`);
+            const got = s.entries(1, last + 1, 1e12);
+            assert.equal(got.length, last);
+            for (const e of got) {
+              const want = expected[e.index - 1]!;
+              assert.equal(e.term, want.term, `case ${iter}: term of ${e.index}`);
+              assert.ok(Buffer.from(e.data).equals(want.data), `case ${iter}: data of entry ${e.index}`);
+            }
+            if (last === N) outcomes.recoveredFull++;
+            else outcomes.recoveredShorter++;
+          } finally {
+            await s.close();
+            await rm(dir, { recursive: true, force: true });
+          }
         }
+        // Every kind of outcome must actually occur, or the test is not probing what it claims.
+        assert.ok(
+          outcomes.corruption > 0 && outcomes.recoveredFull + outcomes.recoveredShorter > 0,
+          JSON.stringify(outcomes),
+        );
+      } finally {
+        await rm(root, { recursive: true, force: true });
       }
-      // Every kind of outcome must actually occur, or the test is not probing what it claims.
-      assert.ok(
-        outcomes.corruption > 0 && outcomes.recoveredFull + outcomes.recoveredShorter > 0,
-        JSON.stringify(outcomes),
-      );
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
-  });
+    });
 });
 
 describe("file engine recovery edges", () => {

@@ -14,12 +14,9 @@
  * index is not past the end): nothing is ever overwritten in place, so a torn
  * write can only damage the unsynced tail.
  *
- * Recovery rules (open):
- *  - an incomplete or corrupt record in the last segment with no valid record
- *    after it is a torn tail: zeroed, logged, the log ends before it;
- *  - any other damage is a CorruptionError naming the file and offset;
- *  - a hard state whose commit index lies beyond the recovered log is a
- *    CorruptionError: committed entries are never silently dropped.
+ * Opening (recovery: every record CRC-checked, sealed segments on worker
+ * threads, torn tails repaired, any other damage a CorruptionError) is in
+ * recovery.ts.
  *
  * A failed write (EIO, ENOSPC in the middle of a segment) poisons the engine:
  * every later call fails with the same StorageError until it is reopened,
@@ -29,7 +26,7 @@
  * back.
  */
 
-import { closeSync, fdatasync, mkdirSync, openSync, readdirSync, rmSync, statSync, writev } from "node:fs";
+import { closeSync, fdatasync, mkdirSync, rmSync, writev } from "node:fs";
 import { rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -38,7 +35,6 @@ import type { Entry, HardState, SnapshotMetadata } from "../../raft/types.ts";
 import { EMPTY_HARD_STATE } from "../../raft/types.ts";
 import {
   AbstractLogStore,
-  EMPTY_SNAPSHOT_METADATA,
   type LogStoreCapabilities,
   type LogStoreOptions,
   positiveIntOption,
@@ -47,43 +43,27 @@ import {
 } from "../log-store.ts";
 import { fsyncDir, wrapIoError } from "./fsutil.ts";
 import { DirLock } from "./lock.ts";
-import { LogIndex } from "./log-index.ts";
-import { type Manifest, readManifest, writeManifest } from "./manifest.ts";
+import type { LogIndex } from "./log-index.ts";
+import { type Manifest, writeManifest } from "./manifest.ts";
 import {
   decodeEntry,
-  decodeHardState,
   ENTRY_OVERHEAD_BYTES,
   encodeEntry,
   encodeEntryInto,
   encodeHardState,
   encodeSegmentHeader,
   encodeTruncate,
-  getU32,
-  getU64,
   HEADER_BYTES,
   RecordKind,
-  SEGMENT_MAGIC,
 } from "./record.ts";
-import {
-  isZeroFrom,
-  parseSegmentFileName,
-  preallocateFile,
-  type Segment,
-  SegmentCursor,
-  scanSegment,
-  segmentFileName,
-  validRecordAfter,
-  zeroFrom,
-} from "./segment.ts";
+import { recoverWal, type StorageLogger } from "./recovery.ts";
+import { preallocateFile, type Segment, SegmentCursor, segmentFileName } from "./segment.ts";
+import { type Deferred, deferred, MAX_WRITEV_BYTES, type QueueItem, writeAllAt } from "./write-queue.ts";
 
-const writevAsync = promisify(writev);
+const _writevAsync = promisify(writev);
 const fdatasyncAsync = promisify(fdatasync);
 
-/** A pino-compatible subset, so a pino logger can be passed as is. */
-export interface StorageLogger {
-  warn(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-}
+export type { StorageLogger };
 
 const defaultLogger: StorageLogger = {
   warn: (obj, msg) => process.emitWarning(`${msg} ${JSON.stringify(obj)}`, "TsraftStorageWarning"),
@@ -102,36 +82,16 @@ export interface FileStorageOptions extends LogStoreOptions {
   /** Sparse index density: one file offset kept per this many entries. Default 32. */
   readonly indexStrideEntries?: number;
   readonly logger?: StorageLogger;
+  /**
+   * Worker threads that CRC-check sealed segments in parallel on open.
+   * "auto" (the default): min(4, cores) once there are 48 MiB of sealed
+   * segments, else none; 0: scan on the calling thread only.
+   */
+  readonly recoveryWorkers?: number | "auto";
 }
 
 /** Room kept free at the end of every segment for small records (hard state, truncate). */
 const SMALL_RECORD_RESERVE_BYTES = 256;
-const MAX_WRITEV_BYTES = 8 * 1024 * 1024;
-
-type QueueItem =
-  | { readonly kind: "write"; readonly seg: Segment; readonly pos: number; readonly buf: Buffer }
-  | { readonly kind: "roll"; readonly from: Segment; readonly to: Segment; readonly tmpPath: string }
-  | { readonly kind: "sync"; readonly seg: Segment; readonly done: Deferred }
-  | {
-      readonly kind: "manifest";
-      readonly seg: Segment;
-      readonly manifest: Manifest;
-      readonly done: Deferred;
-    };
-
-interface Deferred {
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-function deferred(): { promise: Promise<void>; done: Deferred } {
-  let done!: Deferred;
-  const promise = new Promise<void>((resolve, reject) => {
-    done = { resolve, reject };
-  });
-  return { promise, done };
-}
-
 export class FileStorageEngine extends AbstractLogStore {
   readonly capabilities: LogStoreCapabilities;
   readonly dir: string;
@@ -139,6 +99,7 @@ export class FileStorageEngine extends AbstractLogStore {
   private readonly maxPendingBytes: number;
   private readonly stride: number;
   private readonly logger: StorageLogger;
+  private readonly recoveryWorkers: number | "auto";
 
   private lock: DirLock | null = null;
   private manifest!: Manifest;
@@ -169,6 +130,11 @@ export class FileStorageEngine extends AbstractLogStore {
     this.stride = positiveIntOption("indexStrideEntries", options.indexStrideEntries, 32);
     const maxEntry = positiveIntOption("maxEntryBytes", options.maxEntryBytes, 16 * 1024 * 1024);
     this.logger = options.logger ?? defaultLogger;
+    const rw = options.recoveryWorkers ?? "auto";
+    if (rw !== "auto" && (!Number.isSafeInteger(rw) || rw < 0)) {
+      throw new ConfigError("recoveryWorkers", `must be "auto" or a non-negative integer, got ${rw}`);
+    }
+    this.recoveryWorkers = rw;
     this.capabilities = Object.freeze({
       backend: "file",
       persistent: true,
@@ -211,183 +177,20 @@ export class FileStorageEngine extends AbstractLogStore {
   }
 
   private async recover(): Promise<RecoveredLog> {
-    const names = readdirSync(this.dir);
-    for (const n of names) if (n.endsWith(".tmp")) rmSync(join(this.dir, n), { force: true });
-    const seqs = names
-      .map(parseSegmentFileName)
-      .filter((s): s is number => s !== null)
-      .sort((a, b) => a - b);
-    const manifestPath = join(this.dir, "MANIFEST");
-    let manifest = readManifest(manifestPath);
-    if (manifest === null) {
-      if (seqs.length > 0)
-        throw new CorruptionError(manifestPath, 0, "MANIFEST is missing but segments exist");
-      manifest = { version: 1, firstSegmentSeq: 1, snapshot: EMPTY_SNAPSHOT_METADATA };
-      await writeManifest(manifestPath, manifest);
-    }
-    this.manifest = manifest;
-    const base = manifest.snapshot.index;
-    this.index = new LogIndex<Segment>(this.stride, base);
-
-    // Segments before the manifest's first are compacted away (a crash may have
-    // interrupted their deletion).
-    for (const s of seqs) if (s < manifest.firstSegmentSeq) rmSync(join(this.dir, segmentFileName(s)));
-    const live = seqs.filter((s) => s >= manifest.firstSegmentSeq);
-    if (live.length > 0 && live[0] !== manifest.firstSegmentSeq) {
-      throw new CorruptionError(
-        join(this.dir, segmentFileName(manifest.firstSegmentSeq)),
-        0,
-        "segment is missing",
-      );
-    }
-    for (let i = 1; i < live.length; i++) {
-      if (live[i] !== live[i - 1]! + 1) {
-        throw new CorruptionError(join(this.dir, segmentFileName(live[i - 1]! + 1)), 0, "segment is missing");
-      }
-    }
-    if (live.length === 0 && (manifest.firstSegmentSeq !== 1 || base !== 0)) {
-      throw new CorruptionError(
-        join(this.dir, segmentFileName(manifest.firstSegmentSeq)),
-        0,
-        "segment is missing",
-      );
-    }
-
-    let hs: HardState = EMPTY_HARD_STATE;
-    for (let i = 0; i < live.length; i++) {
-      const seq = live[i]!;
-      const path = join(this.dir, segmentFileName(seq));
-      const fd = openSync(path, "r+");
-      const sizeBytes = statSync(path).size;
-      const isLast = i === live.length - 1;
-      if (sizeBytes < 64 * 1024) {
-        // Segments are renamed into place only once fully preallocated.
-        closeSync(fd);
-        throw new CorruptionError(path, sizeBytes, `segment is truncated (${sizeBytes} bytes)`);
-      }
-      const seg: Segment = { seq, path, fd, sizeBytes, writePos: 0, flushedPos: 0, unflushed: [] };
-      let sawHeader = false;
-      let abandon = false;
-      let failure: CorruptionError | null = null;
-      const stop = scanSegment(fd, sizeBytes, (buf, p, len, offset) => {
-        if (abandon || failure) return;
-        const kind = buf[p]!;
-        if (!sawHeader) {
-          if (
-            kind !== RecordKind.SegmentHeader ||
-            getU32(buf, p + 1) !== SEGMENT_MAGIC ||
-            getU64(buf, p + 5) !== seq
-          ) {
-            failure = new CorruptionError(path, offset, "segment does not start with its header");
-            return;
-          }
-          sawHeader = true;
-          const startIndex = getU64(buf, p + 13);
-          const resetsLog = buf[p + 21] === 1;
-          const headerSize = getU64(buf, p + 22);
-          if (headerSize !== sizeBytes) {
-            failure = new CorruptionError(
-              path,
-              sizeBytes,
-              `segment is ${sizeBytes} bytes, its header says ${headerSize}`,
-            );
-            return;
-          }
-          if (resetsLog && seq > manifest.firstSegmentSeq) {
-            // A snapshot install that crashed before its manifest was written:
-            // nothing from here on was acknowledged (see the "manifest" queue item).
-            abandon = true;
-            return;
-          }
-          const expected = Math.max(this.index.lastIndex, base) + 1;
-          if (!resetsLog && i > 0 && startIndex !== expected) {
-            failure = new CorruptionError(
-              path,
-              offset,
-              `segment starts at ${startIndex}, log ends at ${expected - 1}`,
-            );
-          }
-          return;
-        }
-        if (kind === RecordKind.Entry) {
-          const index = getU64(buf, p + 9);
-          if (index <= base) return;
-          if (index > this.index.lastIndex + 1) {
-            failure = new CorruptionError(
-              path,
-              offset,
-              `entry ${index} leaves a gap after ${this.index.lastIndex}`,
-            );
-            return;
-          }
-          if (index <= this.index.lastIndex) this.index.truncateFrom(index);
-          this.index.add(index, getU64(buf, p + 1), seg, offset);
-        } else if (kind === RecordKind.HardState) {
-          hs = decodeHardState(buf, p);
-        } else if (kind === RecordKind.Truncate) {
-          const from = getU64(buf, p + 1);
-          if (from > base) this.index.truncateFrom(from);
-        } else {
-          failure = new CorruptionError(path, offset, "segment header in the middle of a segment");
-        }
-        void len;
-      });
-      if (failure) {
-        closeSync(fd);
-        throw failure;
-      }
-      if (abandon) {
-        closeSync(fd);
-        for (const s of live.slice(i)) rmSync(join(this.dir, segmentFileName(s)), { force: true });
-        this.logger.warn(
-          { dir: this.dir, fromSegment: seq },
-          "discarded segments of an interrupted snapshot install",
-        );
-        await fsyncDir(this.dir);
-        break;
-      }
-      let end = stop.end;
-      let damaged = stop.kind === "bad" ? stop.reason : null;
-      if (damaged === null && isLast && !isZeroFrom(fd, end, sizeBytes))
-        damaged = "non-zero bytes after the end";
-      if (damaged !== null) {
-        const next = validRecordAfter(fd, end, sizeBytes);
-        if (!isLast || next >= 0) {
-          closeSync(fd);
-          throw new CorruptionError(
-            path,
-            end,
-            `${damaged}${next >= 0 ? ` (a valid record follows at ${next})` : " in a sealed segment"}`,
-          );
-        }
-        this.logger.warn({ file: path, offset: end, reason: damaged }, "truncating torn WAL tail");
-        zeroFrom(fd, end, sizeBytes);
-        await fdatasyncAsync(fd);
-      }
-      if (!sawHeader) {
-        if (!isLast) {
-          closeSync(fd);
-          throw new CorruptionError(path, 0, "empty segment in the middle of the log");
-        }
-        end = 0;
-      }
-      seg.writePos = end;
-      seg.flushedPos = end;
-      this.segments.push(seg);
-    }
-
+    const r = await recoverWal({
+      dir: this.dir,
+      stride: this.stride,
+      logger: this.logger,
+      workers: this.recoveryWorkers,
+    });
+    this.manifest = r.manifest;
+    this.segments = r.segments;
+    this.index = r.index;
+    const hs = r.hardState;
     this.walHardState = hs;
+    const manifest = r.manifest;
+    const base = manifest.snapshot.index;
     const last = this.index.lastIndex;
-    if (hs.commit > Math.max(last, base)) {
-      throw new CorruptionError(
-        join(
-          this.dir,
-          segmentFileName(this.segments[this.segments.length - 1]?.seq ?? manifest.firstSegmentSeq),
-        ),
-        this.segments[this.segments.length - 1]?.writePos ?? 0,
-        `committed index ${hs.commit} is beyond the recovered log (last index ${last}): committed entries are missing`,
-      );
-    }
 
     if (this.segments.length === 0) {
       const seq = manifest.firstSegmentSeq;
@@ -657,19 +460,7 @@ export class FileStorageEngine extends AbstractLogStore {
       bytes += it.buf.length;
       this.queueHead++;
     }
-    let written = 0;
-    try {
-      while (written < bytes) {
-        const rest = written === 0 ? bufs : sliceBuffers(bufs, written);
-        // writev takes at most IOV_MAX (1024) buffers per call.
-        const chunk = rest.slice(0, 1024);
-        const { bytesWritten } = await writevAsync(seg.fd, chunk, first.pos + written);
-        if (bytesWritten === 0) throw new StorageError(`write to ${seg.path} made no progress`);
-        written += bytesWritten;
-      }
-    } catch (err) {
-      throw wrapIoError(`writing ${seg.path} at ${first.pos + written}`, err);
-    }
+    await writeAllAt(seg, bufs, bytes, first.pos);
     seg.flushedPos = first.pos + bytes;
     this.pendingBytes -= bytes;
     let drop = 0;
@@ -756,18 +547,4 @@ export class FileStorageEngine extends AbstractLogStore {
     }
     this.pool = [];
   }
-}
-
-function sliceBuffers(bufs: Buffer[], skip: number): Buffer[] {
-  const out: Buffer[] = [];
-  let s = skip;
-  for (const b of bufs) {
-    if (s >= b.length) {
-      s -= b.length;
-      continue;
-    }
-    out.push(s > 0 ? b.subarray(s) : b);
-    s = 0;
-  }
-  return out;
 }

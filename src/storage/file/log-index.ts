@@ -72,6 +72,31 @@ export class LogIndex<S extends IndexedSegment> {
     this.last = index;
   }
 
+  /**
+   * Adds `count` consecutive entries of one `term`, the first being
+   * `lastIndex + 1`, whose file offsets are `offsets[from ..+ count]` (the
+   * recovery scan's bulk form of {@link add}: it touches only every
+   * `strideEntries`-th offset).
+   */
+  addRun(index: number, count: number, term: number, segment: S, offsets: Float64Array, from: number): void {
+    invariant(index === this.last + 1, () => `log index: add ${index} after ${this.last}`);
+    if (count <= 0) return;
+    let r = this.runs[this.runs.length - 1];
+    if (r === undefined || r.sealed || r.segment !== segment) {
+      r = { start: index, count: 0, segment, checkpoints: [], sealed: false };
+      this.runs.push(r);
+    }
+    const s = this.strideEntries;
+    for (let k = (s - (r.count % s)) % s; k < count; k += s) r.checkpoints.push(offsets[from + k]!);
+    r.count += count;
+    const t = this.terms[this.terms.length - 1];
+    if (t === undefined || t.term !== term) {
+      invariant(t === undefined || term > t.term, () => `log index: term ${term} after ${t?.term}`);
+      this.terms.push({ start: index, term });
+    }
+    this.last = index + count - 1;
+  }
+
   /** Forgets entries `>= fromIndex`. */
   truncateFrom(fromIndex: number): void {
     if (fromIndex > this.last) return;

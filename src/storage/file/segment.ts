@@ -126,57 +126,6 @@ export class SegmentCursor {
   }
 }
 
-export type ScanStop =
-  | { readonly kind: "clean"; readonly end: number }
-  | { readonly kind: "bad"; readonly end: number; readonly reason: string };
-
-/**
- * Reads every record of a segment file in order, calling `visit` for each
- * valid one. Stops at a zero header (clean end) or at the first record that is
- * incomplete or fails its checksum (bad).
- */
-export function scanSegment(
-  fd: number,
-  fileSize: number,
-  visit: (buf: Buffer, payload: number, payloadBytes: number, offset: number) => void,
-): ScanStop {
-  const chunk = 4 * 1024 * 1024;
-  let buf = Buffer.allocUnsafe(chunk);
-  let winStart = 0;
-  let winEnd = 0;
-  const ensure = (pos: number, n: number): boolean => {
-    if (pos + n > fileSize) return false;
-    if (pos >= winStart && pos + n <= winEnd) return true;
-    if (n > buf.length) buf = Buffer.allocUnsafe(n);
-    const len = Math.min(buf.length, fileSize - pos);
-    let got = 0;
-    while (got < len) {
-      const r = readSync(fd, buf, got, len - got, pos + got);
-      if (r === 0) break;
-      got += r;
-    }
-    winStart = pos;
-    winEnd = pos + got;
-    return got >= n;
-  };
-  let pos = 0;
-  for (;;) {
-    if (pos === fileSize) return { kind: "clean", end: pos };
-    if (!ensure(pos, HEADER_BYTES)) return { kind: "bad", end: pos, reason: "partial record header" };
-    const len = getU32(buf, pos - winStart);
-    if (len === 0 && getU32(buf, pos - winStart + 4) === 0) return { kind: "clean", end: pos };
-    if (len > fileSize || !ensure(pos, HEADER_BYTES + len)) {
-      return { kind: "bad", end: pos, reason: `record of ${len} bytes runs past the end of the file` };
-    }
-    const off = pos - winStart;
-    if (checkRecord(buf, off, off + HEADER_BYTES + len) !== len) {
-      return { kind: "bad", end: pos, reason: "record checksum mismatch" };
-    }
-    visit(buf, off + HEADER_BYTES, len, pos);
-    pos += HEADER_BYTES + len;
-  }
-}
-
 /** Reads `[from, to)` of a file. */
 export function readRange(fd: number, from: number, to: number): Buffer {
   const b = Buffer.allocUnsafe(to - from);

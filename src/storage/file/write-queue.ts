@@ -1,0 +1,70 @@
+/**
+ * The WAL write queue's pieces: what can be queued (writes, segment rolls,
+ * sync barriers, manifest updates; the engine's flush loop runs them in
+ * order), and the positioned, vectored write of a run of queued buffers.
+ */
+
+import { writev } from "node:fs";
+import { promisify } from "node:util";
+import { StorageError } from "../../errors.ts";
+import { wrapIoError } from "./fsutil.ts";
+import type { Manifest } from "./manifest.ts";
+import type { Segment } from "./segment.ts";
+
+const writevAsync = promisify(writev);
+
+export const MAX_WRITEV_BYTES = 8 * 1024 * 1024;
+
+export type QueueItem =
+  | { readonly kind: "write"; readonly seg: Segment; readonly pos: number; readonly buf: Buffer }
+  | { readonly kind: "roll"; readonly from: Segment; readonly to: Segment; readonly tmpPath: string }
+  | { readonly kind: "sync"; readonly seg: Segment; readonly done: Deferred }
+  | {
+      readonly kind: "manifest";
+      readonly seg: Segment;
+      readonly manifest: Manifest;
+      readonly done: Deferred;
+    };
+
+export interface Deferred {
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+export function deferred(): { promise: Promise<void>; done: Deferred } {
+  let done!: Deferred;
+  const promise = new Promise<void>((resolve, reject) => {
+    done = { resolve, reject };
+  });
+  return { promise, done };
+}
+
+/** Writes `bufs` (`bytes` in all) at `pos` of `seg` with writev calls (at most IOV_MAX buffers each). */
+export async function writeAllAt(seg: Segment, bufs: Buffer[], bytes: number, pos: number): Promise<void> {
+  let written = 0;
+  try {
+    while (written < bytes) {
+      const rest = written === 0 ? bufs : sliceBuffers(bufs, written);
+      const chunk = rest.slice(0, 1024);
+      const { bytesWritten } = await writevAsync(seg.fd, chunk, pos + written);
+      if (bytesWritten === 0) throw new StorageError(`write to ${seg.path} made no progress`);
+      written += bytesWritten;
+    }
+  } catch (err) {
+    throw wrapIoError(`writing ${seg.path} at ${pos + written}`, err);
+  }
+}
+
+function sliceBuffers(bufs: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  let s = skip;
+  for (const b of bufs) {
+    if (s >= b.length) {
+      s -= b.length;
+      continue;
+    }
+    out.push(s > 0 ? b.subarray(s) : b);
+    s = 0;
+  }
+  return out;
+}

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NodeBuilder } from "../../src/node/builder.ts";
 import type { NodeConfigInput } from "../../src/node/config.ts";
+import { merge } from "../../src/node/config-schema.ts";
 import type { RaftNode } from "../../src/node/raft-node.ts";
 import type { FileStateMachine } from "../../src/storage/file-state-machine.ts";
 import { decodeKvCommand, encodeKvCommand, type KvResult } from "../../src/storage/kv-command.ts";
@@ -69,3 +70,27 @@ export function leaderOf(nodes: readonly KvNode[]): KvNode | undefined {
 }
 
 export type { FileStateMachine };
+
+/**
+ * Nodes over one MemoryNetwork (file storage in `dir`): node `id` listens at
+ * "n<id>:1", a host:port the config accepts and the network routes.
+ */
+export function memAddress(id: number): string {
+  return `n${id}:1`;
+}
+
+export function memNode(
+  net: import("../../src/transport/memory.ts").MemoryNetwork,
+  id: number,
+  dir: string,
+  config: NodeConfigInput,
+): KvNode {
+  const base = merge(FAST as Record<string, unknown>, config as Record<string, unknown>);
+  return new NodeBuilder({ ...base, nodeId: id, listen: memAddress(id), dataDir: join(dir, `m${id}`) })
+    .transport(net.transport(id, { address: memAddress(id) }))
+    .build() as unknown as KvNode;
+}
+
+export function memCluster(n: number): Record<string, string> {
+  return Object.fromEntries(Array.from({ length: n }, (_, i) => [String(i + 1), memAddress(i + 1)]));
+}

@@ -1,0 +1,290 @@
+/**
+ * The embedded API, in one process over the in-memory transport (file
+ * storage in temp dirs): readiness, bounded queues, read consistencies,
+ * leader transfer, on-demand snapshots, events, membership.
+ */
+
+import assert from "node:assert/strict";
+import { after, describe, it, type TestContext } from "node:test";
+import { NotLeaderError, ResourceExhaustedError, TimeoutError } from "../../src/errors.ts";
+import type { NodeConfigInput } from "../../src/node/config.ts";
+import type { NodeEvents } from "../../src/node/raft-node.ts";
+import { MemoryNetwork } from "../../src/transport/memory.ts";
+import {
+  dec,
+  enc,
+  type KvNode,
+  leaderOf,
+  memAddress,
+  memCluster,
+  memNode,
+  put,
+  tempDir,
+  waitFor,
+} from "./helpers.ts";
+
+const tmp = tempDir("tsraft-runtime-");
+const all: KvNode[] = [];
+let seq = 0;
+after(async () => {
+  await Promise.all(all.map((n) => n.stop().catch(() => {})));
+  tmp.cleanup();
+});
+
+interface Mem {
+  readonly net: MemoryNetwork;
+  readonly nodes: KvNode[];
+  readonly dir: string;
+  add(id: number, config: NodeConfigInput): KvNode;
+}
+
+/** Starts `n` founding members over a fresh MemoryNetwork; stops them when `t` ends. */
+async function memCluster3(t: TestContext, n: number, config: NodeConfigInput = {}, start = n): Promise<Mem> {
+  const net = new MemoryNetwork({ clusterId: "mem-test" });
+  const dir = `${tmp.dir}/c${++seq}`;
+  const nodes: KvNode[] = [];
+  const mem: Mem = {
+    net,
+    nodes,
+    dir,
+    add(id, cfg) {
+      const node = memNode(net, id, dir, cfg);
+      nodes.push(node);
+      all.push(node);
+      return node;
+    },
+  };
+  // Leaders first, one at a time: each hands over to a live voter at once instead of
+  // waiting out a transfer to a node that is stopping too.
+  t.after(async () => {
+    for (let live = nodes.filter((x) => x.running); live.length > 0; live = nodes.filter((x) => x.running)) {
+      await (leaderOf(live) ?? live[0]!).stop().catch(() => {});
+    }
+  });
+  const initialCluster = memCluster(n);
+  for (let i = 1; i <= start; i++) mem.add(i, { ...config, initialCluster });
+  await Promise.all(nodes.map((x) => x.startRpcServer()));
+  return mem;
+}
+
+function record<K extends keyof NodeEvents>(node: KvNode, event: K): NodeEvents[K][0][] {
+  const out: NodeEvents[K][0][] = [];
+  (node.on as (e: K, l: (...a: NodeEvents[K]) => void) => void)(event, (...args) => out.push(args[0]));
+  return out;
+}
+
+describe("the embedded runtime (in-memory transport, file storage)", () => {
+  it("a 3-node cluster in one process elects, replicates, redirects and reports status", async (t) => {
+    const m = await memCluster3(t, 3);
+    const changes = m.nodes.map((n) => record(n, "leaderChange"));
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    for (let i = 0; i < 10; i++) await leader.propose(put(`k${i}`, `v${i}`));
+    for (const n of m.nodes) assert.equal(dec(await n.read(enc("k9"))), "v9", `node ${n.id}`);
+    const f = m.nodes.find((n) => n !== leader)!;
+    await assert.rejects(f.propose(put("x", "y")), (e: unknown) => {
+      assert.ok(e instanceof NotLeaderError);
+      assert.equal(e.leaderId, leader.id);
+      assert.equal(e.leaderAddress, memAddress(leader.id));
+      return true;
+    });
+    for (const [i, c] of changes.entries()) {
+      assert.ok(
+        c.some((e) => e.leader === leader.id),
+        `node ${m.nodes[i]!.id} emitted leaderChange to ${leader.id}`,
+      );
+    }
+    const st = leader.status();
+    assert.equal(st.role, "leader");
+    assert.equal(st.leaderAddress, memAddress(leader.id));
+    await waitFor("applied = commit", () => leader.status().applied === leader.status().commit);
+    const last = leader.status().commit;
+    await waitFor("followers matched", () =>
+      leader.status().members.every((mm) => mm.match === last && mm.lag === 0),
+    );
+    assert.deepEqual(
+      leader.status().members.map((mm) => [mm.id, mm.role, mm.address]),
+      [1, 2, 3].map((id) => [id, "voter", memAddress(id)]),
+    );
+    assert.equal(f.status().members[0]!.match, undefined, "followers do not report progress");
+  });
+
+  it("ready() rejects with a TimeoutError when no quorum can form", async (t) => {
+    const m = await memCluster3(t, 3, {}, 1);
+    const lonely = m.nodes[0]!;
+    const t0 = Date.now();
+    await assert.rejects(lonely.ready(300), (e: unknown) => {
+      assert.ok(e instanceof TimeoutError, String(e));
+      assert.match(e.message, /leader/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 >= 290);
+    assert.equal(lonely.status().leader, 0);
+    await assert.rejects(lonely.propose(put("a", "b")), NotLeaderError);
+  });
+
+  it("bounds pending proposals: beyond limits.maxPendingProposals, fail fast with ResourceExhaustedError", async (t) => {
+    const m = await memCluster3(t, 1, { limits: { maxPendingProposals: 4, maxPendingReads: 3 } });
+    const n = m.nodes[0]!;
+    await n.ready();
+    await waitFor("leader", () => n.status().role === "leader");
+    const pending = [0, 1, 2, 3].map((i) => n.propose(put(`p${i}`, `${i}`)));
+    assert.equal(n.status().pendingProposals, 4);
+    await assert.rejects(n.propose(put("p4", "4")), ResourceExhaustedError);
+    const reads = [0, 1, 2].map(() => n.read(enc("p0")));
+    await assert.rejects(n.read(enc("p0")), ResourceExhaustedError);
+    const results = await Promise.all(pending);
+    assert.deepEqual(
+      results.map((r) => r.op),
+      ["put", "put", "put", "put"],
+    );
+    await Promise.all(reads);
+    // The rejected one was never proposed; room is back once the others applied.
+    assert.equal(await n.read(enc("p4"), { consistency: "eventual" }), null);
+    assert.equal(n.status().pendingProposals, 0);
+    assert.equal((await n.propose(put("p4", "4"))).op, "put");
+    assert.equal(dec(await n.read(enc("p4"))), "4");
+  });
+
+  it("read consistencies: eventual may be stale, linearizable is not, lease is served by a leader in lease", async (t) => {
+    const m = await memCluster3(t, 3, {
+      raft: { leaseTicks: 5 },
+      limits: { proposalTimeoutMs: 1500 },
+    });
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    const [f1, f2] = m.nodes.filter((n) => n !== leader) as [KvNode, KvNode];
+    await leader.propose(put("k", "v1"));
+    for (const n of m.nodes) assert.equal(dec(await n.read(enc("k"), { consistency: "lease" })), "v1");
+    await waitFor("f1 applied v1", () => f1.status().applied === leader.status().commit);
+
+    // Cut f1 off; the majority moves on.
+    m.net.partition([f1.id], [leader.id, f2.id]);
+    await leader.propose(put("k", "v2"));
+    assert.equal(
+      dec(await f1.read(enc("k"), { consistency: "eventual" })),
+      "v1",
+      "eventual: stale is allowed",
+    );
+    await assert.rejects(
+      f1.read(enc("k"), { consistency: "linearizable" }),
+      "a cut-off follower cannot confirm",
+    );
+    assert.equal(dec(await f2.read(enc("k"), { consistency: "linearizable" })), "v2");
+    m.net.heal();
+    await waitFor("f1 back", () => f1.status().leader === leader.id && f1.status().applied >= 4, 5000);
+    assert.equal(dec(await f1.read(enc("k"))), "v2");
+
+    // Cut the leader off: within its lease it still serves lease reads (no round needed),
+    // but a linearizable read needs a quorum round and cannot complete.
+    await leader.read(enc("k"), { consistency: "linearizable" });
+    m.net.partition([leader.id], [f1.id, f2.id]);
+    const linear = leader.read(enc("k"), { consistency: "linearizable" });
+    const lease = await leader.read(enc("k"), { consistency: "lease" });
+    assert.equal(dec(lease), "v2");
+    await assert.rejects(linear);
+    // Once the lease (and the leadership, by check-quorum) is gone, lease reads are refused too.
+    await waitFor("the old leader steps down", () => leader.status().role !== "leader", 5000);
+    await assert.rejects(leader.read(enc("k"), { consistency: "lease" }));
+    const next = await waitFor("a new leader", () => leaderOf([f1, f2]), 5000);
+    await next.propose(put("k", "v3"));
+    assert.equal(dec(await next.read(enc("k"), { consistency: "lease" })), "v3");
+    m.net.heal();
+    await waitFor("the old leader follows", () => leader.status().leader === next.id, 5000);
+    assert.equal(dec(await leader.read(enc("k"))), "v3");
+  });
+
+  it("transferLeadership hands over to the chosen voter; a follower cannot", async (t) => {
+    const m = await memCluster3(t, 3);
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    await leader.propose(put("a", "1"));
+    const target = m.nodes.find((n) => n !== leader)!;
+    const other = m.nodes.find((n) => n !== leader && n !== target)!;
+    await assert.rejects(other.transferLeadership(target.id), NotLeaderError);
+    const events = record(target, "roleChange");
+    const term = leader.status().term;
+    await leader.transferLeadership(target.id, 2000);
+    assert.equal(target.status().role, "leader");
+    assert.equal(target.status().term, term + 1);
+    assert.ok(events.some((e) => e.role === "leader"));
+    assert.equal(leader.status().role, "follower");
+    assert.equal((await target.propose(put("a", "2"))).op, "put");
+    assert.equal(dec(await leader.read(enc("a"))), "2");
+    // Default target: the most up-to-date other voter.
+    await target.transferLeadership(undefined, 2000);
+    assert.notEqual(leaderOf(m.nodes)?.id, target.id);
+  });
+
+  it("snapshot() on demand compacts the log; a joining node gets it streamed, with events all along", async (t) => {
+    const m = await memCluster3(t, 3, {
+      snapshot: { policy: "disabled", keepTailEntries: 0, chunkBytes: 1024 },
+    });
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    const taken = record(leader, "snapshotTaken");
+    for (let i = 0; i < 60; i++) await leader.propose(put(`key-${i}`, "x".repeat(100) + i));
+    assert.equal(leader.status().snapshotIndex, 0, "policy disabled: no snapshot by itself");
+    const info = await leader.snapshot();
+    assert.equal(info.index, leader.status().applied);
+    assert.ok(info.sizeBytes > 60 * 100, "the snapshot holds the data (several chunks)");
+    assert.deepEqual(
+      taken.map((s) => s.index),
+      [info.index],
+    );
+    const st = leader.status();
+    assert.equal(st.snapshotIndex, info.index);
+    assert.equal(st.firstIndex, info.index + 1, "keepTailEntries = 0 compacts everything");
+
+    // A 4th node joins through a follower: added as a learner, fed by the snapshot, promoted.
+    const membership = m.nodes.map((n) => record(n, "membershipChange"));
+    const via = m.nodes.find((n) => n !== leader)!;
+    const fourth = m.add(4, { join: { [String(via.id)]: memAddress(via.id) } });
+    const installed = record(fourth, "snapshotInstalled");
+    const fourthMembership = record(fourth, "membershipChange");
+    await fourth.startRpcServer();
+    await fourth.ready();
+    await waitFor("snapshot installed on node 4", () => installed.length > 0, 5000);
+    // Not the on-demand snapshot: it predates node 4's admission, so node 4 would refuse it.
+    // The leader took a fresh one that includes node 4 and streamed that.
+    assert.ok(installed[0]!.index > info.index, `installed ${installed[0]!.index}, on-demand ${info.index}`);
+    assert.ok(taken.some((s) => s.index === installed[0]!.index));
+    assert.equal(fourth.status().snapshotIndex, installed[0]!.index);
+    assert.equal(dec(await fourth.read(enc("key-59"))), `${"x".repeat(100)}59`);
+    await waitFor(
+      "node 4 promoted",
+      () =>
+        leaderOf(m.nodes)
+          ?.status()
+          .members.find((x) => x.id === 4)?.role === "voter",
+      5000,
+    );
+    for (const [i, evs] of membership.entries()) {
+      const n = m.nodes[i]!;
+      await waitFor(`node ${n.id} saw both changes`, () => evs.length >= 2, 5000);
+      assert.deepEqual(evs[0]!.confState.learners, [4], `node ${n.id}: added as a learner first`);
+      assert.ok(evs.at(-1)!.confState.voters.includes(4), `node ${n.id}: then a voter`);
+    }
+    await waitFor("node 4 saw its promotion", () =>
+      fourthMembership.some((e) => e.confState.voters.includes(4)),
+    );
+    assert.equal(fourth.status().members.filter((x) => x.role === "voter").length, 4);
+  });
+
+  it("removeNode: the removed node emits removed and run() resolves; the rest keep serving", async (t) => {
+    const m = await memCluster3(t, 3);
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    const victim = m.nodes.find((n) => n !== leader)!;
+    const ac = new AbortController();
+    const running = victim.run(ac.signal);
+    const cs = await leader.removeNode(victim.id);
+    assert.ok(!cs.voters.includes(victim.id));
+    await running; // resolved by the removal, not by the signal
+    assert.equal(ac.signal.aborted, false);
+    assert.equal(victim.running, false);
+    const rest = m.nodes.filter((n) => n !== victim);
+    await leader.propose(put("after", "yes"));
+    for (const n of rest) assert.equal(dec(await n.read(enc("after"))), "yes");
+  });
+});

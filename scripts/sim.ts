@@ -86,6 +86,8 @@ const summary = runSwarm({
     if (!quiet || bad) {
       console.log(
         `seed ${r.seed}: ${status} voters=${p.voters}+${p.learners} lease=${p.leaseTicks} ` +
+          `writes=${p.asyncWrites ? `async(max ${p.maxWritesInFlight}, peak ${r.disk.maxInflight}, lost ${r.disk.lostInCrash})` : "sync"} ` +
+          `sm=${p.durableApply ? `durable(applied>commit ${r.disk.appliedAboveCommit})` : "volatile"} ` +
           `steps=${r.steps} sim=${(r.simTimeUs / 1e6).toFixed(2)}s ops=${r.ops} ` +
           `(ok ${r.workload.ok}, fail ${r.workload.fail}, unknown ${r.workload.unknown}) ` +
           `deliveries=${r.deliveries} elections=${r.elections} crashes=${r.chaos.crashes} ` +

@@ -17,9 +17,28 @@ export interface BugSwitches {
   readonly leaseNoStickiness?: boolean;
   /** Core: commit an entry of a previous term by counting replicas (Raft Figure 8). */
   readonly commitOldTerm?: boolean;
+  /**
+   * Runtime, asynchronous writes: report a write durable (persisted(), and
+   * send its `messages`) as soon as it is handed to the disk instead of when
+   * its fsync completes. No effect on seeds in synchronous mode.
+   */
+  readonly asyncAckOnIssue?: boolean;
+  /**
+   * Runtime, asynchronous writes: a Ready that needs no fsync sends its
+   * `messages` at once instead of after the writes issued before it (e.g. an
+   * ack for entries that arrived twice, still in flight from the first time).
+   */
+  readonly asyncUnorderedAcks?: boolean;
 }
 
-export const BUG_NAMES = ["sendBeforePersist", "forgetVote", "leaseNoStickiness", "commitOldTerm"] as const;
+export const BUG_NAMES = [
+  "sendBeforePersist",
+  "forgetVote",
+  "leaseNoStickiness",
+  "commitOldTerm",
+  "asyncAckOnIssue",
+  "asyncUnorderedAcks",
+] as const;
 export type BugName = (typeof BUG_NAMES)[number];
 
 export function bugsFromNames(names: readonly string[]): BugSwitches {

@@ -11,7 +11,7 @@ export const EventKind = {
   Tick: 0,
   /** A message arrives at `msg.to`. */
   Deliver: 1,
-  /** A node's pending write (the Ready being persisted) becomes durable. */
+  /** A node's write in flight (sync: the pending Ready; async: every write due by now) becomes durable. */
   Fsync: 2,
   /** Anything else (clients, faults): `fn` runs. */
   Call: 3,

@@ -6,6 +6,6 @@ export { type PartitionKind, SimNetwork } from "./network.ts";
 export { drawParams, MS, PROFILES, type ProfileName, type SimParams } from "./profile.ts";
 export { figure8, type ScenarioResult } from "./scenario.ts";
 export { SimNode } from "./sim-node.ts";
-export { runSimulation, type SimOptions, type SimResult, Simulation } from "./simulation.ts";
+export { type DiskStats, runSimulation, type SimOptions, type SimResult, Simulation } from "./simulation.ts";
 export { replayCommand, runSwarm, type SwarmOptions, type SwarmSummary } from "./swarm.ts";
 export type { WorkloadStats } from "./workload.ts";

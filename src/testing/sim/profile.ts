@@ -65,6 +65,23 @@ export interface SimParams {
   readonly opTimeoutUs: number;
   /** Share of reads that go to a random node instead of the believed leader. */
   readonly followerReadRate: number;
+  // Storage writes (drawn last, so the draws above are the same as before they existed).
+  /**
+   * Asynchronous storage writes (`asyncStorageWrites` in the core): a Ready's
+   * write is handed to the disk, its committed entries applied and advance()
+   * called at once; the write completes later, in order, and only then are
+   * its `messages` sent and `persisted()` called.
+   */
+  readonly asyncWrites: boolean;
+  /** Asynchronous writes: at most this many in flight per node (then the node waits for the disk). */
+  readonly maxWritesInFlight: number;
+  /**
+   * The state machine is durable (as an embedded database committing each
+   * apply): a restart keeps it and passes its applied index to the core,
+   * which takes it as committed even when the commit index in the hard state
+   * (written without fsync) was lost. Otherwise it restarts from the snapshot.
+   */
+  readonly durableApply: boolean;
 }
 
 export const PROFILES = ["swarm", "calm", "chaos", "partitions", "crashes", "membership", "lease"] as const;
@@ -144,5 +161,8 @@ export function drawParams(prng: Prng, profile: ProfileName, voters?: number): S
     thinkMaxUs: Math.round(between(prng, 1, 30) * MS),
     opTimeoutUs: Math.round(between(prng, 100, 1000) * MS),
     followerReadRate: between(prng, 0, 0.5),
+    asyncWrites: prng.chance(0.5),
+    maxWritesInFlight: prng.pick([1, 3, 8, 64]),
+    durableApply: prng.chance(0.3),
   };
 }

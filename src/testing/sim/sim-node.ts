@@ -1,14 +1,21 @@
 /**
  * One simulated server: a durable log (a {@link MemoryRaftLog} that only ever
  * holds what a write made durable), the pure core reading it, a KV state
- * machine, and at most one write in flight (the Ready being persisted).
+ * machine, and the writes in flight: in synchronous mode at most one (the
+ * Ready being persisted, `pending`); with asynchronous storage writes a queue
+ * of them (`inflight`), completing in order, plus possibly a Ready carrying a
+ * snapshot that waits for them (`pending`).
  *
  * Durability model: a Ready's snapshot, entries and hard state reach the
  * durable log only when its simulated fsync completes. A crash before that
- * loses them, or (a torn write) keeps a strict prefix of its entries. A
+ * loses them, or (a torn write) keeps a strict prefix of its entries; with
+ * asynchronous writes, a crash loses every write in flight, or (torn) keeps
+ * some of the oldest whole and a strict prefix of the next one's entries. A
  * commit-only hard state is written without fsync (`mustSync` false) and may
- * be lost on crash. The state machine is volatile: it restarts from the
- * durable snapshot and the core hands the committed entries after it back.
+ * be lost on crash. The state machine is volatile (it restarts from the
+ * durable snapshot and the core hands the committed entries after it back)
+ * unless `params.durableApply`: then it survives crashes and its applied
+ * index, possibly above the durable commit index, is passed to the core.
  */
 
 import type { RaftConfig } from "../../raft/config.ts";
@@ -18,21 +25,43 @@ import type { ConfState, Entry, HardState, NodeId, Ready } from "../../raft/type
 import { Prng } from "../prng.ts";
 import { type BugSwitches, patchCore } from "./bugs.ts";
 import { chainHash, KvMachine } from "./kv-machine.ts";
+import { PageCacheLog } from "./page-cache.ts";
 import type { SimParams } from "./profile.ts";
 
 /** The bootstrap snapshot every initial member starts from (index 1, term 1), carrying the configuration. */
 export const BOOTSTRAP_INDEX = 1;
 
+/** A write handed to the disk and not yet durable (asynchronous storage writes). */
+export interface InflightWrite {
+  readonly rd: Ready;
+  /** Simulated time its fsync completes. */
+  readonly due: number;
+  /** Its `messages` already left (only under a bug switch). */
+  readonly sent: boolean;
+}
+
 export class SimNode {
   readonly id: NodeId;
   readonly durable: MemoryRaftLog;
+  /** Asynchronous writes: what the core reads (the durable log plus the writes in flight). */
+  readonly view: PageCacheLog;
   raw: RawNode | null = null;
   sm = new KvMachine();
   alive = false;
   /** Bumped on every crash: events scheduled by an earlier incarnation are void. */
   incarnation = 0;
-  /** The Ready being persisted (its fsync event is scheduled). */
+  /**
+   * The Ready being persisted (its fsync event is scheduled); no other Ready is
+   * taken meanwhile. With asynchronous writes only a Ready with a snapshot is
+   * held here (the snapshot must be installed before advance()).
+   */
   pending: Ready | null = null;
+  /** Asynchronous writes: when the pending snapshot Ready's fsync completes. */
+  pendingDue = 0;
+  /** Asynchronous writes: Readys already advanced whose writes are in flight, oldest first. */
+  readonly inflight: InflightWrite[] = [];
+  /** Asynchronous writes: when the newest write handed to the disk completes (fsyncs complete in order). */
+  lastDue = 0;
   /** Tick period of the current incarnation (clock drift is drawn per incarnation). */
   tickUs = 0;
   /** The commit index of the last hard state written with fsync. */
@@ -72,15 +101,23 @@ export class SimNode {
       this.joined = false;
     }
     this.previousHard = this.durable.hardState;
+    this.view = new PageCacheLog(this.durable);
   }
 
   /** Starts (or restarts) from durable state only. */
   start(params: SimParams, seed: number, bugs: BugSwitches, clock: Prng): void {
-    this.sm = KvMachine.fromSnapshot(this.durable.snapshot().data);
+    // A durable state machine survives a crash (it is never behind the durable snapshot: it made
+    // every local snapshot and was replaced by every installed one).
+    if (
+      !params.durableApply ||
+      this.incarnation === 0 ||
+      this.sm.applied < this.durable.snapshot().metadata.index
+    )
+      this.sm = KvMachine.fromSnapshot(this.durable.snapshot().data);
     const rng = new Prng(seed * 7919 + this.id * 104729 + this.incarnation);
     const cfg: RaftConfig = {
       id: this.id,
-      storage: this.durable,
+      storage: params.asyncWrites ? this.view : this.durable,
       rng: () => rng.next(),
       electionTick: params.electionTick,
       heartbeatTick: params.heartbeatTick,
@@ -90,11 +127,15 @@ export class SimNode {
       maxSizePerMsg: params.maxSizePerMsg,
       maxInflightMsgs: params.maxInflightMsgs,
       applied: this.sm.applied,
+      asyncStorageWrites: params.asyncWrites,
     };
     this.raw = new RawNode(cfg);
     patchCore(this.raw, bugs);
     this.alive = true;
     this.pending = null;
+    this.inflight.length = 0;
+    this.view.clear();
+    this.lastDue = 0;
     this.lastCommit = this.raw.internals.log.committed;
     const drift = (clock.next() * 2 - 1) * params.clockDrift;
     this.tickUs = Math.max(1, Math.round(params.tickUs * (1 + drift)));
@@ -123,13 +164,15 @@ export class SimNode {
   /**
    * Stops the node. Returns the entries a torn write left durable (a strict
    * prefix of the pending Ready's), which the caller must check like any write.
+   * Asynchronous writes still in flight are lost: the caller makes any that
+   * survive (whole or torn) durable first, through {@link persist} and
+   * {@link tear}.
    */
   crash(prng: Prng, params: SimParams, bugs: BugSwitches): Entry[] {
     let torn: Entry[] = [];
     const rd = this.pending;
     if (rd && !rd.snapshot && rd.entries.length > 1 && prng.chance(params.tornWriteRate)) {
-      torn = rd.entries.slice(0, 1 + prng.int(rd.entries.length - 1));
-      this.durable.append(torn);
+      torn = this.tear(prng, rd);
     }
     // A restart resumes applying after the durable snapshot, so the commit index never drops below it.
     const floor = Math.max(this.durable.firstIndex() - 1, this.durable.snapshot().metadata.index);
@@ -143,9 +186,19 @@ export class SimNode {
     }
     this.unsynced = false;
     this.pending = null;
+    this.inflight.length = 0;
+    this.view.clear();
     this.raw = null;
     this.alive = false;
     this.incarnation++;
+    return torn;
+  }
+
+  /** A torn write: a strict prefix of `rd`'s entries reached the disk, and nothing else of it. */
+  tear(prng: Prng, rd: Ready): Entry[] {
+    if (rd.snapshot || rd.entries.length < 2) return [];
+    const torn = rd.entries.slice(0, 1 + prng.int(rd.entries.length - 1));
+    this.durable.append(torn);
     return torn;
   }
 

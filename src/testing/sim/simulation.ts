@@ -15,9 +15,19 @@
  * only then `messages` leave, committed entries are applied in order, read
  * states are released once applied, and advance() is called. Inputs (ticks,
  * messages, proposals) keep arriving while a write is in flight.
+ *
+ * With asynchronous storage writes (`params.asyncWrites`, drawn per seed) a
+ * node instead hands the write to the disk, applies the committed entries and
+ * calls advance() at once, and goes on taking Readys while up to
+ * `maxWritesInFlight` writes are in flight. Fsyncs complete in the order the
+ * writes were issued; as each completes its `messages` leave and persisted()
+ * is called. A Ready carrying a snapshot waits for the writes before it and
+ * its own fsync, as in the runtime (the snapshot replaces the log before
+ * advance()). A crash loses every write in flight, or keeps some of the
+ * oldest whole and a torn prefix of the next.
  */
 
-import { type ConfState, EntryType, type Message, type NodeId } from "../../raft/types.ts";
+import { type ConfState, EntryType, type Message, type NodeId, type Ready } from "../../raft/types.ts";
 import { type HistoryRecord, HistoryRecorder } from "../history.ts";
 import { checkKvHistory } from "../linearizability/kv.ts";
 import { Prng } from "../prng.ts";
@@ -66,7 +76,22 @@ export interface SimResult {
   readonly ops: number;
   readonly workload: WorkloadStats;
   readonly chaos: ChaosStats;
+  readonly disk: DiskStats;
   readonly history: readonly HistoryRecord[];
+}
+
+/** What the simulated disks did (asynchronous-write counters stay 0 in synchronous mode). */
+export interface DiskStats {
+  /** Writes issued (Readys that needed a write). */
+  writes: number;
+  /** Asynchronous writes: the most in flight on one node at once. */
+  maxInflight: number;
+  /** Asynchronous writes: writes in flight when their node crashed (lost, or kept whole or torn). */
+  lostInCrash: number;
+  /** Asynchronous writes: crashes that kept some writes in flight whole or torn. */
+  tornCrashes: number;
+  /** Restarts whose applied index (a durable state machine's) was above the durable commit index. */
+  appliedAboveCommit: number;
 }
 
 const LIVENESS_DEFAULT_US = 30_000 * MS;
@@ -98,6 +123,13 @@ export class Simulation implements ChaosWorld {
   private touched: SimNode[] = [];
   deliveries = 0;
   events = 0;
+  readonly disk: DiskStats = {
+    writes: 0,
+    maxInflight: 0,
+    lostInCrash: 0,
+    tornCrashes: 0,
+    appliedAboveCommit: 0,
+  };
   private probe: { node: SimNode; incarnation: number; index: number; term: number } | null = null;
   private probeDoneAt: number | null = null;
 
@@ -160,6 +192,18 @@ export class Simulation implements ChaosWorld {
 
   crash(node: SimNode): void {
     if (!node.alive) return;
+    this.disk.lostInCrash += node.inflight.length;
+    if (node.inflight.length > 0 && this.prngDisk.chance(this.params.tornWriteRate)) {
+      this.disk.tornCrashes++;
+      // Data reached the disk though no fsync returned: the oldest writes whole, a prefix of the next.
+      const whole = this.prngDisk.int(node.inflight.length);
+      for (let i = 0; i < whole; i++) this.writeDurable(node, node.inflight[i]!.rd);
+      const torn = node.tear(this.prngDisk, node.inflight[whole]!.rd);
+      if (torn.length > 0) {
+        this.invariants.onEntriesWritten(node, torn);
+        this.invariants.onDurableWrite(node, node.durable.hardState.commit, torn);
+      }
+    }
     const torn = node.crash(this.prngDisk, this.params, this.bugs);
     if (torn.length > 0) {
       this.invariants.onEntriesWritten(node, torn);
@@ -172,6 +216,7 @@ export class Simulation implements ChaosWorld {
   restart(node: SimNode): void {
     if (node.alive) return;
     node.start(this.params, this.seed, this.bugs, this.prngClock);
+    if (node.sm.applied > node.durable.hardState.commit) this.disk.appliedAboveCommit++;
     this.queue.push(
       this.now + this.prngClock.int(node.tickUs),
       EventKind.Tick,
@@ -256,6 +301,7 @@ export class Simulation implements ChaosWorld {
       ops: history.length,
       workload: this.workload.stats,
       chaos: this.chaos.stats,
+      disk: this.disk,
       history,
     };
   }
@@ -303,8 +349,9 @@ export class Simulation implements ChaosWorld {
       }
       case EventKind.Fsync: {
         const n = this.nodes.get(ev.node)!;
-        if (!n.alive || n.incarnation !== ev.incarnation || n.pending === null) return;
-        this.completeReady(n);
+        if (!n.alive || n.incarnation !== ev.incarnation) return;
+        if (this.params.asyncWrites) this.completeWrites(n);
+        else if (n.pending !== null) this.completeReady(n);
         return;
       }
       case EventKind.Call:
@@ -359,17 +406,25 @@ export class Simulation implements ChaosWorld {
     this.touched.push(from);
   }
 
+  private fsyncLatency(): number {
+    const p = this.params;
+    return p.fsyncMinUs + this.prngDisk.int(Math.max(1, p.fsyncMaxUs - p.fsyncMinUs + 1));
+  }
+
   private processReady(n: SimNode): void {
+    if (this.params.asyncWrites) {
+      this.processReadyAsync(n);
+      return;
+    }
     while (n.alive && n.pending === null && n.raw!.hasReady()) {
       const rd = n.raw!.ready();
       n.pending = rd;
+      this.disk.writes++;
       this.send(rd.messagesNow);
       // BUG SWITCH: acknowledging before the write is durable.
       if (this.bugs.sendBeforePersist) this.send(rd.messages);
       if (rd.mustSync) {
-        const p = this.params;
-        const latency = p.fsyncMinUs + this.prngDisk.int(Math.max(1, p.fsyncMaxUs - p.fsyncMinUs + 1));
-        this.queue.push(this.now + latency, EventKind.Fsync, n.id, n.incarnation, null, null);
+        this.queue.push(this.now + this.fsyncLatency(), EventKind.Fsync, n.id, n.incarnation, null, null);
         return;
       }
       // Nothing to sync: the write (at most a commit index) goes to the page cache at once.
@@ -377,10 +432,81 @@ export class Simulation implements ChaosWorld {
     }
   }
 
+  /** Asynchronous storage writes: issue each Ready's write, apply and advance without waiting for it. */
+  private processReadyAsync(n: SimNode): void {
+    const p = this.params;
+    while (n.alive && n.pending === null && n.inflight.length < p.maxWritesInFlight && n.raw!.hasReady()) {
+      const raw = n.raw!;
+      const rd = raw.ready();
+      this.send(rd.messagesNow);
+      // BUG SWITCH: acknowledging before the write is durable.
+      if (this.bugs.sendBeforePersist) this.send(rd.messages);
+      if (rd.snapshot) {
+        // The snapshot replaces the log: it lands after the writes before it, and before advance().
+        n.pending = rd;
+        this.disk.writes++;
+        n.pendingDue = Math.max(n.lastDue, this.now + this.fsyncLatency());
+        n.lastDue = n.pendingDue;
+        this.queue.push(n.pendingDue, EventKind.Fsync, n.id, n.incarnation, null, null);
+        return;
+      }
+      // A commit-only hard state needs no fsync, but it still lands after the writes before it.
+      const due = Math.max(n.lastDue, rd.mustSync ? this.now + this.fsyncLatency() : this.now);
+      n.lastDue = due;
+      // BUG SWITCH: nothing to sync, so (wrongly) nothing to wait for.
+      const sent = this.bugs.asyncUnorderedAcks === true && !rd.mustSync;
+      if (sent) this.send(rd.messages);
+      n.inflight.push({ rd, due, sent });
+      this.disk.writes++;
+      if (n.inflight.length > this.disk.maxInflight) this.disk.maxInflight = n.inflight.length;
+      n.view.write(rd.entries);
+      this.applyAndAdvance(n, rd);
+      if (this.bugs.asyncAckOnIssue) {
+        // BUG SWITCH: report the write durable (and send its messages) as soon as it is issued.
+        this.send(rd.messages);
+        raw.persisted(rd);
+      }
+      if (due > this.now) this.queue.push(due, EventKind.Fsync, n.id, n.incarnation, null, null);
+      else this.completeWrites(n);
+    }
+  }
+
+  /** Asynchronous storage writes: every write whose fsync is done becomes durable, in issue order. */
+  private completeWrites(n: SimNode): void {
+    const raw = n.raw!;
+    let done = 0;
+    while (done < n.inflight.length && n.inflight[done]!.due <= this.now) {
+      const w = n.inflight[done++]!;
+      const rd = w.rd;
+      this.writeDurable(n, rd);
+      if (!this.bugs.asyncAckOnIssue) {
+        if (!this.bugs.sendBeforePersist && !w.sent) this.send(rd.messages);
+        raw.persisted(rd);
+      }
+    }
+    if (done > 0) n.inflight.splice(0, done);
+    if (n.inflight.length === 0) n.view.clear();
+    const rd = n.pending;
+    if (rd !== null && n.inflight.length === 0 && n.pendingDue <= this.now) {
+      // The snapshot Ready: durable as a whole, then applied and advanced like a synchronous one.
+      this.writeDurable(n, rd);
+      if (!this.bugs.sendBeforePersist) this.send(rd.messages);
+      this.applyAndAdvance(n, rd);
+      raw.persisted(rd);
+    }
+    this.touched.push(n);
+  }
+
   /** The pending write is durable: send, apply, release reads, advance. */
   private completeReady(n: SimNode): void {
     const rd = n.pending!;
-    const raw = n.raw!;
+    this.writeDurable(n, rd);
+    if (!this.bugs.sendBeforePersist) this.send(rd.messages);
+    this.applyAndAdvance(n, rd);
+  }
+
+  /** `rd`'s snapshot, entries and hard state reach the durable log; the invariants check what was written. */
+  private writeDurable(n: SimNode, rd: Ready): void {
     const prevCommit = n.durable.hardState.commit;
     n.persist(rd);
     if (rd.snapshot) {
@@ -390,7 +516,11 @@ export class Simulation implements ChaosWorld {
     }
     if (rd.entries.length > 0) this.invariants.onEntriesWritten(n, rd.entries);
     this.invariants.onDurableWrite(n, prevCommit, rd.entries);
-    if (!this.bugs.sendBeforePersist) this.send(rd.messages);
+  }
+
+  /** Applies `rd`'s committed entries, releases its reads and advances the core. */
+  private applyAndAdvance(n: SimNode, rd: Ready): void {
+    const raw = n.raw!;
     const committed = raw.internals.log.committed;
     let confApplied = 0;
     for (const e of rd.committedEntries) {

@@ -28,6 +28,26 @@ const cases: Record<string, Case> = {
     steps: 3000,
     expect: /hold it durably|acknowledged write|two leaders|committed index/,
   },
+  // Asynchronous writes reported durable (persisted(), messages sent) when issued, not when fsynced:
+  // the leader counts its own write, followers their acks, before the disk has them.
+  asyncAckOnIssue: {
+    bugs: { asyncAckOnIssue: true },
+    profile: "swarm",
+    params: { asyncWrites: true },
+    seeds: 3,
+    steps: 3000,
+    expect: /hold it durably/,
+  },
+  // Asynchronous writes: a Ready needing no fsync sends at once, ahead of the writes before it.
+  // An ack for entries that arrived twice then overtakes the write that holds them.
+  asyncUnorderedAcks: {
+    bugs: { asyncUnorderedAcks: true },
+    profile: "swarm",
+    params: { asyncWrites: true },
+    seeds: 6,
+    steps: 3000,
+    expect: /hold it durably|acknowledged write/,
+  },
   // A restart forgets the last vote: a node votes twice in one term.
   forgetVote: {
     bugs: { forgetVote: true },

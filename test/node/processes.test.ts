@@ -56,6 +56,12 @@ describe("real processes on loopback with file storage", () => {
         [3, "voter"],
       ],
     );
+    // --exit-with-parent: when stdin closes (the parent died), the node shuts down cleanly.
+    const orphan = followers[1]!;
+    orphan.child!.stdin!.end();
+    const exit = await poll("the orphaned node exits", () => (orphan.alive ? null : orphan.exited()));
+    assert.equal(exit.code, 0, orphan.tail());
+    assert.ok(orphan.logged("node stopped").length > 0);
   });
 
   it("SIGKILL of the leader under load: a new leader takes over and no acknowledged write is lost", async (t) => {
@@ -282,7 +288,9 @@ describe("real processes on loopback with file storage", () => {
 
   it("a node of another cluster id is refused and the cluster is unaffected", async (t) => {
     const c = newCluster(t);
-    const procs = await c.create(3);
+    // A longer election timeout (600 ms) so that a CPU-starved test machine does not cause an
+    // election of its own: the term is asserted unchanged below.
+    const procs = await c.create(3, { env: { TSRAFT_RAFT_ELECTION_TICKS: "30" } });
     await startAll(procs);
     const leader = await c.waitLeader();
     const term0 = (await c.status(leader))!.term;

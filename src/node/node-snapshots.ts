@@ -9,7 +9,7 @@ import { mkdir, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CorruptionError, ProtocolError } from "../errors.ts";
+import { CorruptionError, ProtocolError, StoppedError } from "../errors.ts";
 import type { Entry, NodeId, Snapshot, SnapshotMessage } from "../raft/types.ts";
 import { crc32c } from "../storage/crc32c.ts";
 import type { SnapshotInfo } from "../storage/state-machine.ts";
@@ -53,6 +53,7 @@ export class Snapshots<R, Q, A> {
   private intervalDue = false;
   private lastTakenAtMs = Date.now();
   private taking: Promise<SnapshotInfo> | null = null;
+  private readonly requests: { resolve(i: SnapshotInfo): void; reject(e: Error): void }[] = [];
   private readonly outgoing = new Set<NodeId>();
   /** Peers the newest snapshot predates (they joined after it): they wait for a fresh one. */
   private readonly awaitingFresh = new Set<NodeId>();
@@ -114,7 +115,36 @@ export class Snapshots<R, Q, A> {
     if (s.policy === "interval" && Date.now() - this.lastTakenAtMs >= s.intervalMs) this.intervalDue = true;
   }
 
+  /**
+   * An on-demand snapshot. It is taken by the loop between two Readies: in
+   * the middle of one, the state machine may have applied a membership change
+   * that the core (which applies it in advance()) does not show yet.
+   */
+  request(): Promise<SnapshotInfo> {
+    return new Promise<SnapshotInfo>((resolve, reject) => {
+      this.requests.push({ resolve, reject });
+      this.node.schedule();
+    });
+  }
+
+  hasRequests(): boolean {
+    return this.requests.length > 0;
+  }
+
+  /** Called by the loop between Readies. */
+  async serveRequests(): Promise<void> {
+    const waiting = this.requests.splice(0);
+    if (waiting.length === 0) return;
+    try {
+      const info = await this.take("on-demand");
+      for (const w of waiting) w.resolve(info);
+    } catch (e) {
+      for (const w of waiting) w.reject(e as Error);
+    }
+  }
+
   async maybeTakeByPolicy(): Promise<void> {
+    await this.serveRequests();
     const s = this.node.config.snapshot;
     if (this.awaitingFresh.size > 0) {
       const peers = [...this.awaitingFresh];
@@ -334,6 +364,7 @@ export class Snapshots<R, Q, A> {
   }
 
   async stop(): Promise<void> {
+    for (const w of this.requests.splice(0)) w.reject(new StoppedError());
     await this.taking?.catch(() => {});
     await rm(this.incomingDir, { recursive: true, force: true }).catch(() => {});
   }

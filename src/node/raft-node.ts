@@ -371,7 +371,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   /** Takes a snapshot now (compacting the log behind it). */
   snapshot(): Promise<SnapshotInfo> {
     this.checkRunning();
-    return this.snapshots.take("on-demand");
+    return this.snapshots.request();
   }
 
   status(): NodeStatus {
@@ -461,8 +461,10 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   private async loop(): Promise<void> {
     this.looping = true;
     try {
-      while ((this.state === "running" || this.state === "stopping") && this.raw.hasReady()) {
-        await this.handleReady(this.raw.ready());
+      while (this.state === "running" || this.state === "stopping") {
+        if (this.raw.hasReady()) await this.handleReady(this.raw.ready());
+        else if (this.snapshots.hasRequests()) await this.snapshots.serveRequests();
+        else break;
       }
     } catch (e) {
       await this.fatal(e as Error);

@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- embedded [--seconds-per-row S]`: 3 nodes as 3 processes on
  * loopback, file storage with fdatasync, 256 B writes proposed on the leader
- * (inside its process) at concurrency 1, 64 and 1024. Reports ops/s, p50,
+ * (inside its process) at concurrency 1, 64, 256 and 1024. Reports ops/s, p50,
  * p99 and RSS per node, beside the raw cost of one fdatasync and one loopback
  * round trip measured in the same run (the single-writer floor).
  */
@@ -123,6 +123,7 @@ export async function main(args: string[]): Promise<void> {
     for (const [concurrency, ops] of [
       [1, 2000],
       [64, 40_000],
+      [256, 100_000],
       [1024, 200_000],
     ] as const) {
       const r = await call(leader, {

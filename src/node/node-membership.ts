@@ -210,8 +210,13 @@ export class Membership<R, Q, A> {
   private selfRemoved(): void {
     if (this.stopped) return;
     this.stopped = true;
-    // Let the current Ready finish before shutting down.
-    setImmediate(() => this.node.emit("removed"));
+    // Let the current Ready finish, then shut down (run(), if waiting, resolves with it).
+    setImmediate(() => {
+      this.node.emit("removed");
+      void this.node
+        .stop()
+        .catch((e: unknown) => this.node.logger.error({ err: String(e) }, "stopping after removal"));
+    });
   }
 
   /** Leader: promote learners that stayed within `promoteWithinEntries` of the commit for `promoteAfterMs`. */

@@ -45,19 +45,11 @@ export function stepFollower(r: Raft, m: Message): void {
 export function stepCandidate(r: Raft, m: Message): void {
   switch (m.type) {
     case "append":
-      r.becomeFollower(m.term, m.from);
-      heardFromLeader(r, m.from);
-      handleAppend(r, m);
-      return;
     case "heartbeat":
-      r.becomeFollower(m.term, m.from);
-      heardFromLeader(r, m.from);
-      handleHeartbeat(r, m);
-      return;
     case "snapshot":
+      // A leader of our term exists: follow it, and handle its message as a follower does.
       r.becomeFollower(m.term, m.from);
-      heardFromLeader(r, m.from);
-      handleSnapshot(r, m);
+      stepFollower(r, m);
       return;
     case "voteResp":
     case "preVoteResp": {

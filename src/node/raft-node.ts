@@ -464,6 +464,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       while (this.state === "running" || this.state === "stopping") {
         if (this.raw.hasReady()) await this.handleReady(this.raw.ready());
         else if (this.snapshots.hasRequests()) await this.snapshots.serveRequests();
+        else if (this.snapshots.intervalSnapshotDue()) await this.snapshots.maybeTakeByPolicy();
         else break;
       }
     } catch (e) {
@@ -530,6 +531,10 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     await this.snapshots.maybeTakeByPolicy();
   }
 
+  /**
+   * Sends a Ready's messages and writes them out at once: the loop may handle
+   * several Readies before it yields, and a follower should not wait for that.
+   */
   private send(msgs: readonly Message[]): void {
     if (msgs.length === 0) return;
     const plain: Message[] = [];
@@ -538,6 +543,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       else plain.push(m);
     }
     this.transport.send(plain);
+    this.transport.flush?.();
   }
 
   private async apply(entries: readonly Entry[]): Promise<void> {

@@ -183,6 +183,11 @@ export class OutboundPeer {
     });
   }
 
+  /** Writes what is queued now rather than at the end of this event-loop turn. */
+  flushNow(): void {
+    if (this.queueHead < this.queue.length) this.flush();
+  }
+
   /** Writes queued frames, coalesced up to maxWriteBytes per write, until the socket pushes back. */
   private flush(): void {
     const socket = this.socket;

@@ -217,6 +217,10 @@ export class TcpTransport implements Transport {
     return () => this.unreachableHandlers.delete(handler);
   }
 
+  flush(): void {
+    for (const peer of this.peerMap.values()) peer.flushNow();
+  }
+
   addPeer(id: NodeId, address: string): void {
     if (!Number.isSafeInteger(id) || id <= 0 || id === this.nodeId) {
       throw new InvalidArgumentError(`invalid peer id ${id}`);

@@ -114,6 +114,12 @@ export interface Transport {
   start(): Promise<void>;
   /** Queues messages for their `to` peers. Never blocks; never throws for a down peer. */
   send(messages: readonly Message[]): void;
+  /**
+   * Optional: writes what `send` queued now instead of at the end of this
+   * event-loop turn. A runtime that handles several Readies in one turn calls
+   * it after each Ready's messages, trading some coalescing for latency.
+   */
+  flush?(): void;
   /** Registers an inbound message handler; returns a function that unregisters it. */
   onMessage(handler: MessageHandler): () => void;
   /** Registers a handler called when a message to a peer was dropped or its connection failed. */

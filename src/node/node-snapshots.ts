@@ -115,6 +115,11 @@ export class Snapshots<R, Q, A> {
     if (s.policy === "interval" && Date.now() - this.lastTakenAtMs >= s.intervalMs) this.intervalDue = true;
   }
 
+  /** An interval snapshot is due: the loop takes it even when no Ready comes (an idle node). */
+  intervalSnapshotDue(): boolean {
+    return this.intervalDue;
+  }
+
   /**
    * An on-demand snapshot. It is taken by the loop between two Readies: in
    * the middle of one, the state machine may have applied a membership change

@@ -115,15 +115,16 @@ export class Snapshots<R, Q, A> {
     if (s.policy === "interval" && Date.now() - this.lastTakenAtMs >= s.intervalMs) this.intervalDue = true;
   }
 
-  /** An interval snapshot is due: the loop takes it even when no Ready comes (an idle node). */
+  /** An interval snapshot is due: the loop starts one even when no Ready comes (an idle node). */
   intervalSnapshotDue(): boolean {
-    return this.intervalDue;
+    return this.intervalDue && !this.taking;
   }
 
   /**
-   * An on-demand snapshot. It is taken by the loop between two Readies: in
+   * An on-demand snapshot. It is captured by the loop between two Readies: in
    * the middle of one, the state machine may have applied a membership change
-   * that the core (which applies it in advance()) does not show yet.
+   * that the core (which applies it in advance()) does not show yet. It is at
+   * least as new as the applied index when asked for.
    */
   request(): Promise<SnapshotInfo> {
     return new Promise<SnapshotInfo>((resolve, reject) => {
@@ -132,47 +133,62 @@ export class Snapshots<R, Q, A> {
     });
   }
 
+  /** Requests wait while a snapshot is being written: it may predate them. */
   hasRequests(): boolean {
-    return this.requests.length > 0;
+    return this.requests.length > 0 && !this.taking;
   }
 
-  /** Called by the loop between Readies. */
-  async serveRequests(): Promise<void> {
-    const waiting = this.requests.splice(0);
-    if (waiting.length === 0) return;
-    try {
-      const info = await this.take("on-demand");
-      for (const w of waiting) w.resolve(info);
-    } catch (e) {
-      for (const w of waiting) w.reject(e as Error);
-    }
-  }
-
-  async maybeTakeByPolicy(): Promise<void> {
-    await this.serveRequests();
+  /**
+   * Called by the loop between Readies, never awaited by it: the state
+   * machine's image, the configuration and the members are captured at once;
+   * writing, syncing and compacting go on in the background while the loop
+   * keeps replicating and heartbeating (a leader that stopped sending for the
+   * length of a large snapshot write would lose its followers). One snapshot
+   * at a time; what is due meanwhile waits for the next call after it ends.
+   */
+  startDue(): void {
+    if (this.taking) return;
     const s = this.node.config.snapshot;
-    if (this.awaitingFresh.size > 0) {
+    if (this.requests.length > 0) {
+      const waiting = this.requests.splice(0);
+      this.take("on-demand").then(
+        (info) => {
+          for (const w of waiting) w.resolve(info);
+        },
+        (e: unknown) => {
+          for (const w of waiting) w.reject(e as Error);
+        },
+      );
+    } else if (this.awaitingFresh.size > 0) {
       const peers = [...this.awaitingFresh];
       this.awaitingFresh.clear();
-      await this.take("peer-not-in-snapshot");
       // The core retries them with the snapshot its storage now offers: the fresh one.
-      for (const peer of peers) this.report(peer, false);
-      return;
-    }
-    const due =
+      this.background(
+        this.take("peer-not-in-snapshot").then(() => {
+          for (const p of peers) this.report(p, false);
+        }),
+      );
+    } else if (
       (s.policy === "entries" && this.entriesSince >= s.entries) ||
       (s.policy === "bytes" && this.bytesSince >= s.logBytes) ||
-      (s.policy === "interval" && this.intervalDue);
-    if (due) await this.take("policy");
+      (s.policy === "interval" && this.intervalDue)
+    ) {
+      this.background(this.take("policy"));
+    }
+  }
+
+  /** A snapshot the node did not ask for failed: storage is failing, stop (fail-stop). */
+  private background(p: Promise<unknown>): void {
+    p.catch((e: unknown) => void this.node.fatal(e as Error));
   }
 
   /** Snapshots the state machine at the applied index, then compacts the log behind a tail. */
-  take(reason: string): Promise<SnapshotInfo> {
-    if (!this.taking) {
-      this.taking = this.doTake(reason).finally(() => {
-        this.taking = null;
-      });
-    }
+  private take(reason: string): Promise<SnapshotInfo> {
+    this.taking = this.doTake(reason).finally(() => {
+      this.taking = null;
+      // Whatever came due while this one was written.
+      this.node.schedule();
+    });
     return this.taking;
   }
 
@@ -342,6 +358,8 @@ export class Snapshots<R, Q, A> {
   /** Installs the snapshot of a Ready (the core accepted it): state machine, snapshot store, log. */
   async install(s: Snapshot): Promise<void> {
     const n = this.node;
+    // A snapshot of our own still being written would otherwise land after this one.
+    await this.taking?.catch(() => {});
     const { index, term, confState } = s.metadata;
     const a = this.assembled.get(index);
     if (!a)

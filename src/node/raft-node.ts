@@ -463,8 +463,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     try {
       while (this.state === "running" || this.state === "stopping") {
         if (this.raw.hasReady()) await this.handleReady(this.raw.ready());
-        else if (this.snapshots.hasRequests()) await this.snapshots.serveRequests();
-        else if (this.snapshots.intervalSnapshotDue()) await this.snapshots.maybeTakeByPolicy();
+        else if (this.snapshots.hasRequests() || this.snapshots.intervalSnapshotDue())
+          this.snapshots.startDue();
         else break;
       }
     } catch (e) {
@@ -528,7 +528,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       this.emit("membershipChange", { confState: cs, index: e.index });
     }
     this.confChangesApplied = [];
-    await this.snapshots.maybeTakeByPolicy();
+    this.snapshots.startDue();
   }
 
   /**
@@ -601,7 +601,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     }
   }
 
-  private async fatal(e: Error): Promise<void> {
+  /** @internal Fail-stop on a storage failure (also from background snapshot writes). */
+  async fatal(e: Error): Promise<void> {
     // Persistence failed (disk full, I/O error): continuing could acknowledge
     // what is not durable. Fail-stop; a restart recovers from the durable state.
     this.logger.error(

@@ -82,6 +82,16 @@ async function loopbackRttMs(n = 500): Promise<number> {
 export async function main(args: string[]): Promise<void> {
   const i = args.indexOf("--ops-scale");
   const scale = i >= 0 ? Number(args[i + 1]) : 1;
+  // --concurrency 1,256: only those rows.
+  const c = args.indexOf("--concurrency");
+  const only =
+    c >= 0
+      ? new Set(
+          String(args[c + 1])
+            .split(",")
+            .map(Number),
+        )
+      : null;
   // --sync-writes: the runtime waits for each Ready's fsync before taking the next (for comparison).
   const asyncStorageWrites = !args.includes("--sync-writes");
   const dir = mkdtempSync(join(tmpdir(), "tsraft-bench-embedded-"));
@@ -119,6 +129,13 @@ export async function main(args: string[]): Promise<void> {
       if (!leader) await new Promise((r) => setTimeout(r, 50));
     }
     if (!leader) throw new Error("no leader");
+    // Warm-up (not reported): the first thousands of writes run cold code (JIT, lazy compilation).
+    for (const [concurrency, ops] of [
+      [64, 20_000],
+      [1, 1000],
+    ] as const) {
+      await call(leader, { cmd: "run", concurrency, ops, valueBytes: 256, keySpace: 10_000 });
+    }
     const rows = [];
     for (const [concurrency, ops] of [
       [1, 2000],
@@ -126,6 +143,7 @@ export async function main(args: string[]): Promise<void> {
       [256, 100_000],
       [1024, 200_000],
     ] as const) {
+      if (only && !only.has(concurrency)) continue;
       const r = await call(leader, {
         cmd: "run",
         concurrency,

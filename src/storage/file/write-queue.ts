@@ -4,7 +4,7 @@
  * order), and the positioned, vectored write of a run of queued buffers.
  */
 
-import { writev } from "node:fs";
+import { writev, writevSync } from "node:fs";
 import { promisify } from "node:util";
 import { StorageError } from "../../errors.ts";
 import { wrapIoError } from "./fsutil.ts";
@@ -14,6 +14,14 @@ import type { Segment } from "./segment.ts";
 const writevAsync = promisify(writev);
 
 export const MAX_WRITEV_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Runs up to this size are written synchronously: copying them into the page
+ * cache takes microseconds, while a thread-pool round trip waits for the event
+ * loop to come back to it, which under load (a batch being applied, messages
+ * being decoded) delays the fdatasync behind it by milliseconds.
+ */
+export const SYNC_WRITE_MAX_BYTES = 1024 * 1024;
 
 export type QueueItem =
   | { readonly kind: "write"; readonly seg: Segment; readonly pos: number; readonly buf: Buffer }
@@ -46,7 +54,10 @@ export async function writeAllAt(seg: Segment, bufs: Buffer[], bytes: number, po
     while (written < bytes) {
       const rest = written === 0 ? bufs : sliceBuffers(bufs, written);
       const chunk = rest.slice(0, 1024);
-      const { bytesWritten } = await writevAsync(seg.fd, chunk, pos + written);
+      const bytesWritten =
+        bytes <= SYNC_WRITE_MAX_BYTES
+          ? writevSync(seg.fd, chunk, pos + written)
+          : (await writevAsync(seg.fd, chunk, pos + written)).bytesWritten;
       if (bytesWritten === 0) throw new StorageError(`write to ${seg.path} made no progress`);
       written += bytesWritten;
     }

@@ -68,6 +68,11 @@ export const NODE_CONFIG_SCHEMA = {
       default: true,
       doc: "overlap log writes with replication and apply (messages still wait for their fsync)",
     },
+    deferCommitBroadcast: {
+      type: "bool",
+      default: true,
+      doc: "tell followers of a new commit index with the appends of the proposals that applying brings (at most one Ready later)",
+    },
   },
   snapshot: {
     policy: {
@@ -164,6 +169,7 @@ export interface NodeConfig {
     readonly maxInflightBytes: number;
     readonly maxUncommittedBytes: number;
     readonly asyncStorageWrites: boolean;
+    readonly deferCommitBroadcast: boolean;
   };
   readonly snapshot: {
     readonly policy: "entries" | "bytes" | "interval" | "disabled";

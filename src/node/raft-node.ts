@@ -186,6 +186,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       maxUncommittedEntriesSize: cfg.raft.maxUncommittedBytes,
       maxPendingReads: cfg.limits.maxPendingReads,
       asyncStorageWrites: cfg.raft.asyncStorageWrites,
+      deferCommitBroadcast: cfg.raft.deferCommitBroadcast,
       logger: this.logger,
     });
     // The state machine may be ahead of the log's compaction point: replay skips what it has.

@@ -60,6 +60,14 @@ export interface RaftConfig {
    * durable; only then may it send that Ready's `messages`. Default false.
    */
   readonly asyncStorageWrites?: boolean;
+  /**
+   * When the commit index advances in a Ready that also carries committed
+   * entries, send the appends that tell followers about it with the next
+   * Ready instead: applying the entries usually brings new proposals, whose
+   * appends then carry the commit index too (one message per follower, not
+   * two). The next Ready always sends it, proposals or not. Default false.
+   */
+  readonly deferCommitBroadcast?: boolean;
   readonly logger?: RaftLogger;
 }
 
@@ -81,6 +89,7 @@ export const RAFT_DEFAULTS = {
   maxPendingReads: 65536,
   maxProposalEntries: 65536,
   asyncStorageWrites: false,
+  deferCommitBroadcast: false,
 } as const;
 
 function positiveInt(key: string, v: number, min = 1): void {
@@ -110,6 +119,7 @@ export function resolveRaftConfig(c: RaftConfig): ResolvedRaftConfig {
     maxPendingReads: c.maxPendingReads ?? RAFT_DEFAULTS.maxPendingReads,
     maxProposalEntries: c.maxProposalEntries ?? RAFT_DEFAULTS.maxProposalEntries,
     asyncStorageWrites: c.asyncStorageWrites ?? RAFT_DEFAULTS.asyncStorageWrites,
+    deferCommitBroadcast: c.deferCommitBroadcast ?? RAFT_DEFAULTS.deferCommitBroadcast,
     logger: c.logger ?? null,
   };
   positiveInt("heartbeatTick", r.heartbeatTick);

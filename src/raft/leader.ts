@@ -102,6 +102,7 @@ function sendSnapshot(r: Raft, to: NodeId, pr: Progress): boolean {
 /** Sends appends to every peer; called once per Ready for all proposals since the last one. */
 export function bcastAppend(r: Raft): void {
   r.needsBroadcast = false;
+  r.commitBroadcast = false;
   for (const id of r.tracker.memberIds()) if (id !== r.id) sendAppend(r, id);
 }
 
@@ -118,6 +119,10 @@ export function bcastHeartbeat(r: Raft): void {
     const commit = Math.min(pr.match, r.log.committed);
     r.send({ type: "heartbeat", from: r.id, to: id, term: r.term, commit, round: r.round });
   }
+}
+
+function broadcastDue(r: Raft): boolean {
+  return r.needsBroadcast || r.commitBroadcast;
 }
 
 /** Raft §5.4.2: commit the quorum-replicated index, but only if it is from the current term. */
@@ -152,10 +157,10 @@ function handleAppendResponse(r: Raft, m: AppendResponseMessage): void {
       pr.becomeReplicate();
     } else if (pr.state === "replicate") pr.inflights.freeLE(m.index);
 
-    if (maybeCommit(r)) r.needsBroadcast = true;
-    else if (wasPaused && !r.needsBroadcast) sendAppend(r, m.from);
-    // Keep the pipeline full.
-    while (!r.needsBroadcast && sendAppend(r, m.from, false)) {}
+    if (maybeCommit(r)) r.commitBroadcast = true;
+    else if (wasPaused && !broadcastDue(r)) sendAppend(r, m.from);
+    // Keep the pipeline full (a broadcast due covers this peer).
+    while (!broadcastDue(r) && sendAppend(r, m.from, false)) {}
     if (m.from === r.leadTransferee && pr.match === r.log.lastIndex()) sendTimeoutNow(r, m.from);
   }
 }
@@ -178,7 +183,7 @@ function handleHeartbeatResponse(r: Raft, m: HeartbeatResponseMessage): void {
 export function onLeaderPersisted(r: Raft): void {
   const self = r.tracker.progress.get(r.id);
   if (!self) return;
-  if (self.maybeUpdate(r.log.persistedIndex()) && maybeCommit(r)) r.needsBroadcast = true;
+  if (self.maybeUpdate(r.log.persistedIndex()) && maybeCommit(r)) r.commitBroadcast = true;
 }
 
 // ---------------------------------------------------------------------------

@@ -57,7 +57,7 @@ export function applyConfChangeEntry(r: Raft, e: Entry): ConfState {
   }
   if (r.leadTransferee !== NONE && !r.tracker.isVoter(r.leadTransferee)) r.leadTransferee = NONE;
   // The quorum changed: the commit index and confirmed reads may move; new members need probes.
-  if (maybeCommit(r)) r.needsBroadcast = true;
+  if (maybeCommit(r)) r.commitBroadcast = true;
   for (const id of r.tracker.memberIds()) if (id !== r.id) sendAppend(r, id, false);
   onRoundAcknowledged(r);
   return cs;

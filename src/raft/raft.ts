@@ -69,6 +69,8 @@ export class Raft {
   uncommittedSize = 0;
   /** Leader: a broadcast of appends is due (coalesces many proposals into one message per peer). */
   needsBroadcast = false;
+  /** The commit index advanced: followers should hear of it (see RaftConfig.deferCommitBroadcast). */
+  commitBroadcast = false;
 
   // Heartbeat rounds (see read-queue.ts).
   round = 0;
@@ -221,6 +223,7 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
     this.needsBroadcast = false;
+    this.commitBroadcast = false;
     this.dropLeaderReads();
     this.round = 0;
     this.roundSentTick.clear();

@@ -57,6 +57,8 @@ export class RawNode {
   private prevSoft: SoftState;
   private prevHard: HardState;
   private pending: Ready | null = null;
+  /** The last Ready held a commit broadcast back (deferCommitBroadcast): the next one sends it. */
+  private commitDeferred = false;
   /** The term and vote known durable (what leader traffic sent before a write may carry). */
   private durableTerm: number;
   private durableVote: NodeId;
@@ -168,6 +170,7 @@ export class RawNode {
     if (this.pending) return false;
     if (r.needsBroadcast || r.msgs.length > 0 || r.readStates.length > 0 || r.droppedReads.length > 0)
       return true;
+    if (r.commitBroadcast && r.role === "leader") return true;
     if (r.log.unstable.hasNextEntries() || r.log.unstable.snapshot) return true;
     if (!softEqual(r.softState(), this.prevSoft) || !hardEqual(r.hardState(), this.prevHard)) return true;
     return r.log.hasNextCommittedEntries();
@@ -176,7 +179,16 @@ export class RawNode {
   ready(): Ready {
     invariant(this.pending === null, "ready() called again before advance()");
     const r = this.r;
-    if (r.needsBroadcast && r.role === "leader") bcastAppend(r);
+    if (r.role !== "leader") r.commitBroadcast = false;
+    // Held back at most one Ready, and only one that has entries to apply (see deferCommitBroadcast).
+    const deferCommit =
+      r.cfg.deferCommitBroadcast &&
+      r.commitBroadcast &&
+      !r.needsBroadcast &&
+      !this.commitDeferred &&
+      r.log.hasNextCommittedEntries();
+    if ((r.needsBroadcast || r.commitBroadcast) && r.role === "leader" && !deferCommit) bcastAppend(r);
+    this.commitDeferred = deferCommit;
     r.needsBroadcast = false;
     const soft = r.softState();
     const hard = r.hardState();

@@ -11,11 +11,23 @@ import { LocalCluster } from "../../src/testing/local-cluster.ts";
 import { Prng } from "../../src/testing/prng.ts";
 import { enc, ids } from "./helpers.ts";
 
-function runSeed(seed: number, steps: number, n: number, asyncStorageWrites = false): void {
+function runSeed(
+  seed: number,
+  steps: number,
+  n: number,
+  asyncStorageWrites = false,
+  deferCommitBroadcast = false,
+): void {
   const rng = new Prng(seed);
   const c = new LocalCluster(
     ids(n),
-    { electionTick: 6, preVote: rng.chance(0.7), checkQuorum: rng.chance(0.7), asyncStorageWrites },
+    {
+      electionTick: 6,
+      preVote: rng.chance(0.7),
+      checkQuorum: rng.chance(0.7),
+      asyncStorageWrites,
+      deferCommitBroadcast,
+    },
     seed,
   );
   const leaderOfTerm = new Map<number, NodeId>();
@@ -126,6 +138,14 @@ describe("randomized cluster with asynchronous storage writes", () => {
   for (let seed = 101; seed <= 112; seed++) {
     it(`seed ${seed}: the same safety properties while writes are in flight and lost on restart`, () => {
       runSeed(seed, 600, seed % 2 === 0 ? 5 : 3, true);
+    });
+  }
+});
+
+describe("randomized cluster with commit broadcasts deferred by a Ready", () => {
+  for (let seed = 201; seed <= 212; seed++) {
+    it(`seed ${seed}: the same safety properties, and every node still learns the final commit`, () => {
+      runSeed(seed, 600, seed % 2 === 0 ? 5 : 3, seed % 4 < 2, true);
     });
   }
 });

@@ -420,3 +420,86 @@ describe("the Ready contract", () => {
     c.node(1).raw.advance();
   });
 });
+
+describe("deferred commit broadcast (deferCommitBroadcast)", () => {
+  /** Proposes `data` on the leader (1) and runs one replication round until its response is stepped. */
+  function replicate(c: LocalCluster, data: string): void {
+    c.node(1).raw.propose([enc(data)]);
+    c.processReady(1);
+    c.deliverAll(); // appends to 2 and 3
+    c.processReady(2);
+    c.processReady(3);
+    c.deliverAll(); // their responses: the leader's commit index moves
+  }
+  const appends = (msgs: readonly Message[]) => msgs.filter((m): m is AppendMessage => m.type === "append");
+
+  it("the Ready that applies an entry holds the commit back; the next one carries it with new entries", () => {
+    const c = electedCluster(3, { deferCommitBroadcast: true });
+    c.stabilize();
+    const lead = c.node(1).raw;
+    replicate(c, "a");
+    const rd = lead.ready();
+    assert.deepEqual(
+      rd.committedEntries.map((e) => new TextDecoder().decode(e.data)),
+      ["a"],
+    );
+    const aIndex = rd.committedEntries[0]!.index;
+    assert.deepEqual(appends([...rd.messagesNow, ...rd.messages]), [], "no commit-only appends yet");
+    lead.advance();
+    assert.ok(lead.hasReady(), "the held-back broadcast keeps a Ready due");
+    // Applying "a" brought a new proposal: its appends tell the followers of the commit too.
+    lead.propose([enc("b")]);
+    const rd2 = lead.ready();
+    const sent = appends([...rd2.messagesNow, ...rd2.messages]);
+    assert.deepEqual(
+      sent.map((m) => [m.to, m.entries.length, m.commit]),
+      [
+        [2, 1, aIndex],
+        [3, 1, aIndex],
+      ],
+    );
+    lead.advance();
+  });
+
+  it("with nothing new to send, the next Ready sends the commit alone: never held back twice", () => {
+    const c = electedCluster(3, { deferCommitBroadcast: true });
+    c.stabilize();
+    const lead = c.node(1).raw;
+    replicate(c, "a");
+    const rd = lead.ready();
+    const aIndex = rd.committedEntries[0]!.index;
+    assert.deepEqual(appends([...rd.messagesNow, ...rd.messages]), []);
+    lead.advance();
+    const rd2 = lead.ready();
+    const sent = appends([...rd2.messagesNow, ...rd2.messages]);
+    assert.deepEqual(
+      sent.map((m) => [m.to, m.entries.length, m.commit]),
+      [
+        [2, 0, aIndex],
+        [3, 0, aIndex],
+      ],
+    );
+    lead.advance();
+    for (const m of sent) c.node(m.to).raw.step(m);
+    c.stabilize();
+    for (const id of [2, 3]) assert.equal(c.node(id).raw.status().commit, aIndex);
+    assert.deepEqual(appliedData(c, 2).slice(-1), ["a"]);
+  });
+
+  it("off (the core's default): the Ready that applies an entry also tells the followers", () => {
+    const c = electedCluster(3);
+    c.stabilize();
+    const lead = c.node(1).raw;
+    replicate(c, "a");
+    const rd = lead.ready();
+    const aIndex = rd.committedEntries[0]!.index;
+    assert.deepEqual(
+      appends([...rd.messagesNow, ...rd.messages]).map((m) => [m.to, m.commit]),
+      [
+        [2, aIndex],
+        [3, aIndex],
+      ],
+    );
+    lead.advance();
+  });
+});

@@ -82,6 +82,8 @@ export interface SimParams {
    * (written without fsync) was lost. Otherwise it restarts from the snapshot.
    */
   readonly durableApply: boolean;
+  /** `deferCommitBroadcast` in the core (drawn last, after everything above). */
+  readonly deferCommitBroadcast: boolean;
 }
 
 export const PROFILES = ["swarm", "calm", "chaos", "partitions", "crashes", "membership", "lease"] as const;
@@ -164,5 +166,6 @@ export function drawParams(prng: Prng, profile: ProfileName, voters?: number): S
     asyncWrites: prng.chance(0.5),
     maxWritesInFlight: prng.pick([1, 3, 8, 64]),
     durableApply: prng.chance(0.3),
+    deferCommitBroadcast: prng.chance(0.5),
   };
 }

@@ -128,6 +128,7 @@ export class SimNode {
       maxInflightMsgs: params.maxInflightMsgs,
       applied: this.sm.applied,
       asyncStorageWrites: params.asyncWrites,
+      deferCommitBroadcast: params.deferCommitBroadcast,
     };
     this.raw = new RawNode(cfg);
     patchCore(this.raw, bugs);

@@ -110,12 +110,15 @@ export class Raft {
 
   private loadHardState(hs: HardState): void {
     invariant(
-      hs.commit >= this.log.committed && hs.commit <= this.log.lastIndex(),
-      () => `hard state commit ${hs.commit} outside [${this.log.committed}, ${this.log.lastIndex()}]`,
+      hs.commit <= this.log.lastIndex(),
+      () => `hard state commit ${hs.commit} beyond the last index ${this.log.lastIndex()}`,
     );
     this.term = hs.term;
     this.vote = hs.vote;
-    this.log.committed = hs.commit;
+    // The commit index is written without fsync, and a snapshot can become durable before
+    // the hard state written after it: a snapshot holds only committed entries, so its
+    // index (where the log starts committed) is a floor for the commit index.
+    this.log.committed = Math.max(hs.commit, this.log.committed);
   }
 
   changerContext(): ChangerContext {

@@ -353,6 +353,35 @@ describe("restart from durable state", () => {
     assert.deepEqual(appliedData(c, 2), ["a", "b", "c"]);
   });
 
+  it("a snapshot that became durable before the hard state written after it: the commit index starts at the snapshot", () => {
+    // A crash between installing a snapshot (durable) and writing the hard state that
+    // carries its commit index (the commit index is written without fsync).
+    const storage = new MemoryRaftLog(bootstrap(3));
+    storage.applySnapshot({
+      metadata: {
+        index: 10,
+        term: 2,
+        confState: {
+          voters: [1, 2, 3],
+          learners: [],
+          votersOutgoing: [],
+          learnersNext: [],
+          autoLeave: false,
+        },
+      },
+      data: new Uint8Array(0),
+    });
+    storage.setHardState({ term: 2, vote: 1, commit: 3 });
+    const n = new RawNode({ id: 2, storage, rng: () => 0 });
+    assert.equal(n.status().commit, 10);
+    assert.equal(n.status().term, 2);
+    assert.equal(n.status().vote, 1);
+    // Beyond the log is still refused: that hard state belongs to another log.
+    const bad = new MemoryRaftLog(bootstrap(3));
+    bad.setHardState({ term: 1, vote: 0, commit: 99 });
+    assert.throws(() => new RawNode({ id: 2, storage: bad, rng: () => 0 }), InvariantError);
+  });
+
   it("a node never votes twice in one term, even across a restart", () => {
     const c = new LocalCluster(ids(3), { preVote: false, checkQuorum: false });
     const vote = (from: number): Message => ({

@@ -1,7 +1,8 @@
 /**
- * `npm run bench -- embedded [--seconds-per-row S]`: 3 nodes as 3 processes on
- * loopback, file storage with fdatasync, 256 B writes proposed on the leader
- * (inside its process) at concurrency 1, 64, 256 and 1024. Reports ops/s, p50,
+ * `npm run bench -- embedded [--ops-scale X] [--concurrency 1,256] [--sync-writes]`:
+ * 3 nodes as 3 processes on loopback, file storage with fdatasync, 256 B writes
+ * proposed on the leader (inside its process), after an unreported warm-up, at
+ * concurrency 1, 64, 256 and 1024. Reports ops/s, p50,
  * p99 and RSS per node, beside the raw cost of one fdatasync and one loopback
  * round trip measured in the same run (the single-writer floor).
  */

@@ -66,7 +66,7 @@ export const NODE_CONFIG_SCHEMA = {
     asyncStorageWrites: {
       type: "bool",
       default: true,
-      doc: "overlap log writes with replication and apply (messages still wait for their fsync)",
+      doc: "overlap log writes with replication and apply (messages still wait for their fsync; committed entries apply before the local fsync)",
     },
     deferCommitBroadcast: {
       type: "bool",

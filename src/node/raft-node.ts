@@ -187,6 +187,9 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       maxPendingReads: cfg.limits.maxPendingReads,
       asyncStorageWrites: cfg.raft.asyncStorageWrites,
       deferCommitBroadcast: cfg.raft.deferCommitBroadcast,
+      // Committed entries are applied while the local write may still be in flight; the
+      // state machine's own applied index (not the core's) decides what a replay skips.
+      applyUnpersisted: cfg.raft.asyncStorageWrites,
       logger: this.logger,
     });
     // The state machine may be ahead of the log's compaction point: replay skips what it has.

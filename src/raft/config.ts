@@ -68,6 +68,15 @@ export interface RaftConfig {
    * two). The next Ready always sends it, proposals or not. Default false.
    */
   readonly deferCommitBroadcast?: boolean;
+  /**
+   * Hand out committed entries to apply before they are durable locally
+   * (they are durable on a quorum: that is what committed means). A leader
+   * whose own fsync is the slow one then applies and answers as soon as a
+   * quorum of followers has the entry. After a crash the application may be
+   * ahead of the local log: pass its applied index as `applied`, and entries
+   * up to it are not handed out again. Default false.
+   */
+  readonly applyUnpersisted?: boolean;
   readonly logger?: RaftLogger;
 }
 
@@ -90,6 +99,7 @@ export const RAFT_DEFAULTS = {
   maxProposalEntries: 65536,
   asyncStorageWrites: false,
   deferCommitBroadcast: false,
+  applyUnpersisted: false,
 } as const;
 
 function positiveInt(key: string, v: number, min = 1): void {
@@ -120,6 +130,7 @@ export function resolveRaftConfig(c: RaftConfig): ResolvedRaftConfig {
     maxProposalEntries: c.maxProposalEntries ?? RAFT_DEFAULTS.maxProposalEntries,
     asyncStorageWrites: c.asyncStorageWrites ?? RAFT_DEFAULTS.asyncStorageWrites,
     deferCommitBroadcast: c.deferCommitBroadcast ?? RAFT_DEFAULTS.deferCommitBroadcast,
+    applyUnpersisted: c.applyUnpersisted ?? RAFT_DEFAULTS.applyUnpersisted,
     logger: c.logger ?? null,
   };
   positiveInt("heartbeatTick", r.heartbeatTick);

@@ -31,6 +31,15 @@ export class RaftLog {
     this.maxApplyBytes = maxApplyBytes;
   }
 
+  /** See RaftConfig.applyUnpersisted. */
+  applyUnpersisted = false;
+  /**
+   * The application's applied index at start (RaftConfig.applied): entries up
+   * to it are never handed out again, even when they are committed only
+   * later (it applied them before they were durable locally).
+   */
+  applyFloor = 0;
+
   firstIndex(): number {
     return this.unstable.maybeFirstIndex() ?? this.storage.firstIndex();
   }
@@ -171,17 +180,22 @@ export class RaftLog {
   }
 
   /** Committed, durable entries not yet handed to the application. */
+  /** The highest index that may be handed out to apply. */
+  private applyLimit(): number {
+    return this.applyUnpersisted ? this.committed : Math.min(this.committed, this.persistedIndex());
+  }
+
   nextCommittedEntries(): Entry[] {
     if (this.unstable.snapshot) return [];
-    const lo = Math.max(this.applied + 1, this.firstIndex());
-    const hi = Math.min(this.committed, this.persistedIndex()) + 1;
+    const lo = Math.max(this.applied + 1, this.firstIndex(), this.applyFloor + 1);
+    const hi = this.applyLimit() + 1;
     if (lo >= hi) return [];
     return this.slice(lo, hi, this.maxApplyBytes);
   }
 
   hasNextCommittedEntries(): boolean {
     if (this.unstable.snapshot) return false;
-    return Math.min(this.committed, this.persistedIndex()) > Math.max(this.applied, this.firstIndex() - 1);
+    return this.applyLimit() > Math.max(this.applied, this.firstIndex() - 1, this.applyFloor);
   }
 
   commitTo(index: number): void {

@@ -90,6 +90,8 @@ export class Raft {
     this.cfg = resolveRaftConfig(config);
     this.id = this.cfg.id;
     this.log = new RaftLog(this.cfg.storage, this.cfg.maxCommittedSizePerReady);
+    this.log.applyUnpersisted = this.cfg.applyUnpersisted;
+    this.log.applyFloor = this.cfg.applied;
     this.reads = new ReadQueue(this.cfg.maxPendingReads);
     const { hardState, confState } = this.cfg.storage.initialState();
     const restored = restoreConfState(confState, this.changerContext());

@@ -17,6 +17,7 @@ function runSeed(
   n: number,
   asyncStorageWrites = false,
   deferCommitBroadcast = false,
+  applyUnpersisted = false,
 ): void {
   const rng = new Prng(seed);
   const c = new LocalCluster(
@@ -27,6 +28,7 @@ function runSeed(
       checkQuorum: rng.chance(0.7),
       asyncStorageWrites,
       deferCommitBroadcast,
+      applyUnpersisted,
     },
     seed,
   );
@@ -138,6 +140,14 @@ describe("randomized cluster with asynchronous storage writes", () => {
   for (let seed = 101; seed <= 112; seed++) {
     it(`seed ${seed}: the same safety properties while writes are in flight and lost on restart`, () => {
       runSeed(seed, 600, seed % 2 === 0 ? 5 : 3, true);
+    });
+  }
+});
+
+describe("randomized cluster applying committed entries before they are durable locally", () => {
+  for (let seed = 301; seed <= 316; seed++) {
+    it(`seed ${seed}: the same safety properties; after a crash nothing applied is handed out again`, () => {
+      runSeed(seed, 600, seed % 2 === 0 ? 5 : 3, true, seed % 4 < 2, true);
     });
   }
 });

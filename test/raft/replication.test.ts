@@ -333,6 +333,72 @@ describe("asynchronous persistence (Raft thesis §10.2.1)", () => {
   });
 });
 
+describe("applying before the local write is durable (applyUnpersisted)", () => {
+  /** Leader 1 (async writes) proposes `x`; followers append and answer; the leader's own write stays in flight. */
+  function committedByFollowers(applyUnpersisted: boolean) {
+    const c = electedCluster(3, { asyncStorageWrites: true, applyUnpersisted });
+    c.stabilize();
+    const leader = c.node(1);
+    const { lastIndex } = leader.raw.propose([enc("x")]);
+    c.processReady(1); // the write is handed to "storage" (inflight), appends leave
+    c.deliverAll();
+    for (const id of [2, 3]) {
+      c.processReady(id);
+      while (c.persistOne(id)) {}
+    }
+    c.deliverAll(); // both followers' acks: a quorum without the leader
+    assert.equal(leader.raw.status().commit, lastIndex);
+    assert.equal(leader.storage.lastIndex(), lastIndex - 1, "the leader's own write is still in flight");
+    return { c, leader, lastIndex };
+  }
+
+  it("on: the leader hands the entry out to apply while its own write is in flight", () => {
+    const { c, leader, lastIndex } = committedByFollowers(true);
+    assert.ok(leader.raw.hasReady());
+    c.processReady(1);
+    assert.deepEqual(
+      leader.applied.filter((e) => e.index === lastIndex).map((e) => e.index),
+      [lastIndex],
+    );
+    assert.equal(leader.storage.lastIndex(), lastIndex - 1, "applied, and still not durable locally");
+    // Once durable, it is not handed out a second time.
+    while (c.persistOne(1)) {}
+    c.stabilize();
+    assert.equal(leader.applied.filter((e) => e.index === lastIndex).length, 1);
+  });
+
+  it("off: the entry waits for the leader's own write", () => {
+    const { c, leader, lastIndex } = committedByFollowers(false);
+    if (leader.raw.hasReady()) {
+      const rd = leader.raw.ready();
+      assert.deepEqual(rd.committedEntries, []);
+      leader.raw.advance();
+    }
+    while (c.persistOne(1)) {}
+    c.stabilize();
+    assert.deepEqual(
+      leader.applied.filter((e) => e.index === lastIndex).map((e) => e.index),
+      [lastIndex],
+    );
+  });
+
+  it("a crash before the write: the application is ahead of the log, and nothing is applied twice", () => {
+    const { c, leader, lastIndex } = committedByFollowers(true);
+    c.processReady(1);
+    assert.equal(leader.applied.at(-1)?.index, lastIndex, "applied before durable");
+    c.restart(1); // the in-flight write is lost; the application's applied index is passed back
+    assert.equal(leader.storage.lastIndex(), lastIndex - 1);
+    const before = leader.applied.length;
+    tickAndSettle(c, 30, () => c.node(1).storage.lastIndex() >= lastIndex && c.leader() !== 0);
+    c.node(c.leader()).raw.propose([enc("y")]);
+    c.stabilize();
+    const again = leader.applied.slice(before).map((e) => e.index);
+    assert.ok(!again.includes(lastIndex), `index ${lastIndex} handed out again: ${again}`);
+    assert.equal(leader.storage.lastIndex() >= lastIndex, true, "the entry came back from the others");
+    assert.equal(new TextDecoder().decode(leader.applied.at(-1)!.data), "y");
+  });
+});
+
 describe("restart from durable state", () => {
   it("preserves term, vote and log", () => {
     const c = electedCluster(3);

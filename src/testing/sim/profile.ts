@@ -84,6 +84,8 @@ export interface SimParams {
   readonly durableApply: boolean;
   /** `deferCommitBroadcast` in the core (drawn last, after everything above). */
   readonly deferCommitBroadcast: boolean;
+  /** `applyUnpersisted` in the core (with asynchronous writes; drawn last). */
+  readonly applyUnpersisted: boolean;
 }
 
 export const PROFILES = ["swarm", "calm", "chaos", "partitions", "crashes", "membership", "lease"] as const;
@@ -167,5 +169,6 @@ export function drawParams(prng: Prng, profile: ProfileName, voters?: number): S
     maxWritesInFlight: prng.pick([1, 3, 8, 64]),
     durableApply: prng.chance(0.3),
     deferCommitBroadcast: prng.chance(0.5),
+    applyUnpersisted: prng.chance(0.5),
   };
 }

@@ -129,6 +129,7 @@ export class SimNode {
       applied: this.sm.applied,
       asyncStorageWrites: params.asyncWrites,
       deferCommitBroadcast: params.deferCommitBroadcast,
+      applyUnpersisted: params.asyncWrites && params.applyUnpersisted,
     };
     this.raw = new RawNode(cfg);
     patchCore(this.raw, bugs);

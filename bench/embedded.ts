@@ -2,7 +2,7 @@
  * `npm run bench -- embedded [--ops-scale X] [--concurrency 1,256] [--sync-writes]`:
  * 3 nodes as 3 processes on loopback, file storage with fdatasync, 256 B writes
  * proposed on the leader (inside its process), after an unreported warm-up, at
- * concurrency 1, 64, 256 and 1024. Reports ops/s, p50,
+ * concurrency 1, 64, 256, 512 and 1024. Reports ops/s, p50,
  * p99 and RSS per node, beside the raw cost of one fdatasync and one loopback
  * round trip measured in the same run (the single-writer floor).
  */
@@ -142,6 +142,7 @@ export async function main(args: string[]): Promise<void> {
       [1, 2000],
       [64, 40_000],
       [256, 100_000],
+      [512, 150_000],
       [1024, 200_000],
     ] as const) {
       if (only && !only.has(concurrency)) continue;

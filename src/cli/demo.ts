@@ -106,7 +106,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
 function startNode(id: number, base: number, dataDir: string, initialCluster: string): Child {
   const args = [
     "--import",
-    "tsx",
+    // Resolved from here, not from the working directory: the demo runs from anywhere.
+    import.meta.resolve("tsx"),
     CLI,
     "node",
     "--id",

@@ -117,7 +117,7 @@ export class Snapshots<R, Q, A> {
 
   /** An interval snapshot is due: the loop starts one even when no Ready comes (an idle node). */
   intervalSnapshotDue(): boolean {
-    return this.intervalDue && !this.taking;
+    return this.intervalDue && !this.taking && this.node.running;
   }
 
   /**
@@ -135,7 +135,7 @@ export class Snapshots<R, Q, A> {
 
   /** Requests wait while a snapshot is being written: it may predate them. */
   hasRequests(): boolean {
-    return this.requests.length > 0 && !this.taking;
+    return this.requests.length > 0 && !this.taking && this.node.running;
   }
 
   /**
@@ -147,7 +147,8 @@ export class Snapshots<R, Q, A> {
    * at a time; what is due meanwhile waits for the next call after it ends.
    */
   startDue(): void {
-    if (this.taking) return;
+    // Never once stopping: stop() waits for the snapshot in progress, not for new ones.
+    if (this.taking || !this.node.running) return;
     const s = this.node.config.snapshot;
     if (this.requests.length > 0) {
       const waiting = this.requests.splice(0);

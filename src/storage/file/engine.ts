@@ -57,7 +57,13 @@ import {
   RecordKind,
 } from "./record.ts";
 import { recoverWal, type StorageLogger } from "./recovery.ts";
-import { preallocateFile, type Segment, SegmentCursor, segmentFileName } from "./segment.ts";
+import {
+  type PreallocPace,
+  preallocateFile,
+  type Segment,
+  SegmentCursor,
+  segmentFileName,
+} from "./segment.ts";
 import { type Deferred, deferred, MAX_WRITEV_BYTES, type QueueItem, writeAllAt } from "./write-queue.ts";
 
 const _writevAsync = promisify(writev);
@@ -111,6 +117,8 @@ export class FileStorageEngine extends AbstractLogStore {
 
   private pool: { path: string; fd: number }[] = [];
   private preallocating: Promise<void> | null = null;
+  /** The pace of the background preallocation in progress (a waiting write makes it urgent). */
+  private preallocPace: PreallocPace = { urgent: false };
   private preallocCounter = 0;
 
   private queue: QueueItem[] = [];
@@ -239,17 +247,21 @@ export class FileStorageEngine extends AbstractLogStore {
       segmentsNeeded = bytes <= room ? 0 : Math.ceil((bytes - Math.max(room, 0)) / usable);
     }
     if (this.pool.length >= segmentsNeeded) return null;
-    return this.startPrealloc(segmentsNeeded);
+    // A write waits for it: no more pacing.
+    this.preallocPace.urgent = true;
+    return this.startPrealloc(segmentsNeeded, true);
   }
 
   /** Keeps `target` preallocated segments ready; returns when they are (or preallocation failed). */
-  private startPrealloc(target = 1): Promise<void> {
+  private startPrealloc(target = 1, urgent = false): Promise<void> {
     if (this.preallocating) return this.preallocating;
     if (this.pool.length >= target) return Promise.resolve();
+    const pace: PreallocPace = { urgent };
+    this.preallocPace = pace;
     const run = async () => {
       while (this.pool.length < target && this.status !== "closed") {
         const path = join(this.dir, `prealloc-${process.pid}-${this.preallocCounter++}.tmp`);
-        const fd = await preallocateFile(path, this.segmentSizeBytes);
+        const fd = await preallocateFile(path, this.segmentSizeBytes, pace);
         this.pool.push({ path, fd });
       }
     };
@@ -529,6 +541,8 @@ export class FileStorageEngine extends AbstractLogStore {
   protected async _close(): Promise<void> {
     try {
       if (!this.failed) await this.sync_();
+      // Closing: finish the segment being zeroed at full speed rather than paced.
+      this.preallocPace.urgent = true;
       await this.preallocating?.catch(() => undefined);
       await this.flushing;
     } finally {

@@ -4,6 +4,7 @@
  */
 
 import { closeSync, fdatasync, open, readSync, rmSync, write, writeSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { CorruptionError } from "../../errors.ts";
 import { wrapIoError } from "./fsutil.ts";
@@ -37,13 +38,27 @@ export function parseSegmentFileName(name: string): number | null {
 
 const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
 
+/** Paced preallocation: the pause after each synced chunk, leaving the disk to the WAL's syncs. */
+const PACE_PAUSE_MS = 2;
+
+/**
+ * How a background preallocation shares the disk: while `urgent` is false it
+ * syncs every chunk and pauses (a 64 MiB burst of zeros flushed at once
+ * would stall every fdatasync on the disk, this node's and its neighbours',
+ * for tens to hundreds of milliseconds); a write that needs the segment now
+ * sets `urgent`, and the rest goes at full speed.
+ */
+export interface PreallocPace {
+  urgent: boolean;
+}
+
 /**
  * Creates a file of `sizeBytes` zeros and syncs it. Writing real zeros (not
  * ftruncate's holes) allocates the blocks now, so later appends and their
  * fdatasync never wait on block allocation, and a full disk shows up here,
  * before any record is accepted.
  */
-export async function preallocateFile(path: string, sizeBytes: number): Promise<number> {
+export async function preallocateFile(path: string, sizeBytes: number, pace?: PreallocPace): Promise<number> {
   let fd = -1;
   try {
     fd = await openAsync(path, "wx+", 0o644);
@@ -51,6 +66,10 @@ export async function preallocateFile(path: string, sizeBytes: number): Promise<
       const n = Math.min(ZERO_CHUNK.length, sizeBytes - pos);
       let done = 0;
       while (done < n) done += (await writeAsync(fd, ZERO_CHUNK, done, n - done, pos + done)).bytesWritten;
+      if (pace && !pace.urgent) {
+        await fdatasyncAsync(fd);
+        await sleep(PACE_PAUSE_MS);
+      }
     }
     await fdatasyncAsync(fd);
     return fd;

@@ -526,7 +526,11 @@ describe("deferred commit broadcast (deferCommitBroadcast)", () => {
     c.processReady(3);
     c.deliverAll(); // their responses: the leader's commit index moves
   }
-  const appends = (msgs: readonly Message[]) => msgs.filter((m): m is AppendMessage => m.type === "append");
+  /** A Ready's appends, in send order. */
+  const appends = (rd: { messagesNow: readonly Message[]; messages: readonly Message[] }) =>
+    [...rd.messagesNow, ...rd.messages].filter((m): m is AppendMessage => m.type === "append");
+  /** (to, entry count, commit) of each append. */
+  const summary = (sent: readonly AppendMessage[]) => sent.map((m) => [m.to, m.entries.length, m.commit]);
 
   it("the Ready that applies an entry holds the commit back; the next one carries it with new entries", () => {
     const c = electedCluster(3, { deferCommitBroadcast: true });
@@ -539,20 +543,17 @@ describe("deferred commit broadcast (deferCommitBroadcast)", () => {
       ["a"],
     );
     const aIndex = rd.committedEntries[0]!.index;
-    assert.deepEqual(appends([...rd.messagesNow, ...rd.messages]), [], "no commit-only appends yet");
+    assert.deepEqual(appends(rd), [], "no commit-only appends yet");
     lead.advance();
     assert.ok(lead.hasReady(), "the held-back broadcast keeps a Ready due");
     // Applying "a" brought a new proposal: its appends tell the followers of the commit too.
     lead.propose([enc("b")]);
     const rd2 = lead.ready();
-    const sent = appends([...rd2.messagesNow, ...rd2.messages]);
-    assert.deepEqual(
-      sent.map((m) => [m.to, m.entries.length, m.commit]),
-      [
-        [2, 1, aIndex],
-        [3, 1, aIndex],
-      ],
-    );
+    const sent = appends(rd2);
+    assert.deepEqual(summary(sent), [
+      [2, 1, aIndex],
+      [3, 1, aIndex],
+    ]);
     lead.advance();
   });
 
@@ -563,17 +564,14 @@ describe("deferred commit broadcast (deferCommitBroadcast)", () => {
     replicate(c, "a");
     const rd = lead.ready();
     const aIndex = rd.committedEntries[0]!.index;
-    assert.deepEqual(appends([...rd.messagesNow, ...rd.messages]), []);
+    assert.deepEqual(appends(rd), []);
     lead.advance();
     const rd2 = lead.ready();
-    const sent = appends([...rd2.messagesNow, ...rd2.messages]);
-    assert.deepEqual(
-      sent.map((m) => [m.to, m.entries.length, m.commit]),
-      [
-        [2, 0, aIndex],
-        [3, 0, aIndex],
-      ],
-    );
+    const sent = appends(rd2);
+    assert.deepEqual(summary(sent), [
+      [2, 0, aIndex],
+      [3, 0, aIndex],
+    ]);
     lead.advance();
     for (const m of sent) c.node(m.to).raw.step(m);
     c.stabilize();
@@ -588,13 +586,10 @@ describe("deferred commit broadcast (deferCommitBroadcast)", () => {
     replicate(c, "a");
     const rd = lead.ready();
     const aIndex = rd.committedEntries[0]!.index;
-    assert.deepEqual(
-      appends([...rd.messagesNow, ...rd.messages]).map((m) => [m.to, m.commit]),
-      [
-        [2, aIndex],
-        [3, aIndex],
-      ],
-    );
+    assert.deepEqual(summary(appends(rd)), [
+      [2, 0, aIndex],
+      [3, 0, aIndex],
+    ]);
     lead.advance();
   });
 });

@@ -4,7 +4,8 @@
  * proposed on the leader (inside its process), after an unreported warm-up, at
  * concurrency 1, 64, 256, 512 and 1024. Reports ops/s, p50,
  * p99 and RSS per node, beside the raw cost of one fdatasync and one loopback
- * round trip measured in the same run (the single-writer floor).
+ * round trip measured in the same run (the single-writer floor), and the cost
+ * of one fdatasync while three threads sync at once (as the three nodes do).
  */
 
 import { type ChildProcess, fork } from "node:child_process";
@@ -14,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { printTable } from "./_table.ts";
 
 const NODE_SCRIPT = fileURLToPath(new URL("./_embedded-node.ts", import.meta.url));
@@ -46,6 +48,32 @@ async function freePorts(n: number): Promise<number[]> {
     await new Promise((r) => s.close(r));
   }
   return out;
+}
+
+/**
+ * The same loop in three threads at once, one file each, as the three nodes
+ * sync on this one disk: the mean time of one write + fdatasync then.
+ */
+async function concurrentFdatasyncMs(dir: string, n = 200): Promise<number> {
+  const code = `
+    const { openSync, writeSync, fdatasyncSync, closeSync } = require("node:fs");
+    const { workerData, parentPort } = require("node:worker_threads");
+    const fd = openSync(workerData.path, "w");
+    const buf = Buffer.alloc(256, 1);
+    const t0 = performance.now();
+    for (let i = 0; i < workerData.n; i++) { writeSync(fd, buf); fdatasyncSync(fd); }
+    closeSync(fd);
+    parentPort.postMessage((performance.now() - t0) / workerData.n);`;
+  const runs = [0, 1, 2].map(
+    (k) =>
+      new Promise<number>((resolve, reject) => {
+        const w = new Worker(code, { eval: true, workerData: { path: join(dir, `raw-${k}`), n } });
+        w.once("message", resolve);
+        w.once("error", reject);
+      }),
+  );
+  const ms = await Promise.all(runs);
+  return ms.reduce((a, b) => a + b, 0) / ms.length;
 }
 
 /** The floor of one durable write: a 256 B write + fdatasync on the same disk. */
@@ -99,6 +127,7 @@ export async function main(args: string[]): Promise<void> {
   const children: ChildProcess[] = [];
   try {
     const syncMs = fdatasyncMs(dir);
+    const sync3Ms = await concurrentFdatasyncMs(dir);
     const rttMs = await loopbackRttMs();
     const ports = await freePorts(3);
     const initialCluster = Object.fromEntries(ports.map((p, k) => [String(k + 1), `127.0.0.1:${p}`]));
@@ -166,9 +195,14 @@ export async function main(args: string[]): Promise<void> {
       });
     }
     printTable("embedded", rows);
-    const floor = { fdatasyncMs: Number(syncMs.toFixed(3)), loopbackRttMs: Number(rttMs.toFixed(3)) };
+    const floor = {
+      fdatasyncMs: Number(syncMs.toFixed(3)),
+      fdatasync3AtOnceMs: Number(sync3Ms.toFixed(3)),
+      loopbackRttMs: Number(rttMs.toFixed(3)),
+    };
     console.log(
-      `single-writer floor: one fdatasync ${floor.fdatasyncMs} ms + one loopback round trip ${floor.loopbackRttMs} ms`,
+      `single-writer floor: one fdatasync ${floor.fdatasyncMs} ms + one loopback round trip ${floor.loopbackRttMs} ms` +
+        ` (one fdatasync while three threads sync at once, as the nodes do: ${floor.fdatasync3AtOnceMs} ms)`,
     );
     console.log(JSON.stringify({ bench: "embedded-floor", ...floor }));
     await Promise.all(children.map((c) => call(c, { cmd: "stop" }).catch(() => {})));

@@ -93,7 +93,12 @@ export const NODE_CONFIG_SCHEMA = {
       min: 1,
       doc: "log bytes since the last snapshot (policy=bytes)",
     },
-    intervalMs: { type: "int", default: 60_000, min: 1, doc: "time between snapshots (policy=interval)" },
+    intervalMs: {
+      type: "int",
+      default: 60_000,
+      min: 1,
+      doc: "time from the end of one snapshot to the start of the next (policy=interval)",
+    },
     keepTailEntries: { type: "int", default: 1000, min: 0, doc: "entries kept in the log behind a snapshot" },
     chunkBytes: {
       type: "int",

@@ -211,6 +211,8 @@ export class Snapshots<R, Q, A> {
     );
     this.latest = { info, meta };
     await this.compact();
+    // The interval counts from the end of the last snapshot: a slow write never makes the next one due at once.
+    this.lastTakenAtMs = Date.now();
     n.logger.info({ index, term, sizeBytes: info.sizeBytes, reason }, "snapshot taken");
     n.emit("snapshotTaken", info);
     return info;

@@ -140,12 +140,8 @@ export abstract class AbstractLogStore implements CrashableLogStore {
   // ---- writes --------------------------------------------------------------
 
   append(entries: readonly Entry[]): Promise<void> {
-    try {
-      this.checkOpen();
-      this.validateBatch(entries);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const refused = this.refuse(() => this.validateBatch(entries));
+    if (refused) return refused;
     let bytes = 0;
     for (const e of entries) bytes += e.data.length + 64;
     return this.serialize("append", bytes, () => this.doAppend(entries));
@@ -183,14 +179,12 @@ export abstract class AbstractLogStore implements CrashableLogStore {
   }
 
   truncateSuffix(fromIndex: number): Promise<void> {
-    try {
-      this.checkOpen();
+    const refused = this.refuse(() => {
       if (!Number.isSafeInteger(fromIndex) || fromIndex < 1) {
         throw new InvalidArgumentError(`truncate index must be a positive integer, got ${fromIndex}`);
       }
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    });
+    if (refused) return refused;
     return this.serialize("truncate", 0, () => {
       if (fromIndex <= this.snap.index) throw new CompactedError(fromIndex, this.first);
       if (fromIndex <= this.hs.commit) {
@@ -208,12 +202,8 @@ export abstract class AbstractLogStore implements CrashableLogStore {
   }
 
   saveHardState(hardState: HardState): Promise<void> {
-    try {
-      this.checkOpen();
-      validateHardState(hardState);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const refused = this.refuse(() => validateHardState(hardState));
+    if (refused) return refused;
     return this.serialize("hardState", 64, () => {
       if (hardState.term < this.hs.term) {
         throw new InvalidArgumentError(`hard state term went back from ${this.hs.term} to ${hardState.term}`);
@@ -226,12 +216,8 @@ export abstract class AbstractLogStore implements CrashableLogStore {
   }
 
   compact(snapshot: SnapshotMetadata): Promise<void> {
-    try {
-      this.checkOpen();
-      validateSnapshotMetadata(snapshot);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const refused = this.refuse(() => validateSnapshotMetadata(snapshot));
+    if (refused) return refused;
     return this.serialize("snapshot", 0, () => {
       if (snapshot.index <= this.snap.index) throw new CompactedError(snapshot.index, this.first);
       if (snapshot.index > this.last) throw new UnavailableError(snapshot.index, this.last);
@@ -251,12 +237,8 @@ export abstract class AbstractLogStore implements CrashableLogStore {
   }
 
   installSnapshot(snapshot: SnapshotMetadata): Promise<void> {
-    try {
-      this.checkOpen();
-      validateSnapshotMetadata(snapshot);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const refused = this.refuse(() => validateSnapshotMetadata(snapshot));
+    if (refused) return refused;
     return this.serialize("snapshot", 0, () => {
       if (snapshot.index <= this.snap.index) throw new CompactedError(snapshot.index, this.first);
       const matches = snapshot.index <= this.last && this.term(snapshot.index) === snapshot.term;
@@ -283,12 +265,23 @@ export abstract class AbstractLogStore implements CrashableLogStore {
   }
 
   sync(): Promise<void> {
+    const refused = this.refuse(() => {});
+    if (refused) return refused;
+    return this.serialize("sync", 0, () => this._sync());
+  }
+
+  /**
+   * Checks a call at once (the store is open, then `check`): a bad call is
+   * rejected before it queues behind other writes. Null when it may proceed.
+   */
+  private refuse(check: () => void): Promise<never> | null {
     try {
       this.checkOpen();
+      check();
+      return null;
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.serialize("sync", 0, () => this._sync());
   }
 
   /**

@@ -8,7 +8,14 @@ export {
   type KvResult,
   MAX_KEY_BYTES,
 } from "./kv-command.ts";
-export { type KvBackend, KvLogStore, type KvLogStoreOptions, type KvOp } from "./kv-log-store.ts";
+export {
+  DirKvLogStore,
+  type DirKvLogStoreOptions,
+  type KvBackend,
+  KvLogStore,
+  type KvLogStoreOptions,
+  type KvOp,
+} from "./kv-log-store.ts";
 export { LmdbStorageEngine, type LmdbStorageOptions } from "./lmdb.ts";
 export {
   AbstractLogStore,

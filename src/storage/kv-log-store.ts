@@ -9,9 +9,11 @@
  * as 8 big-endian bytes (so they sort numerically), metadata under "m:*".
  */
 
+import { mkdirSync } from "node:fs";
 import { ConfigError, CorruptionError } from "../errors.ts";
 import type { Entry, EntryType, HardState, SnapshotMetadata } from "../raft/types.ts";
 import { EMPTY_HARD_STATE } from "../raft/types.ts";
+import { DirLock } from "./file/lock.ts";
 import {
   AbstractLogStore,
   EMPTY_SNAPSHOT_METADATA,
@@ -233,5 +235,35 @@ export abstract class KvLogStore extends AbstractLogStore {
 
   protected _readTermSync(index: number): number {
     return this.getEntry(index).term;
+  }
+}
+
+export interface DirKvLogStoreOptions extends KvLogStoreOptions {
+  /** The backend's directory (created if missing). */
+  readonly dir: string;
+}
+
+/** A persistent key-value backend kept in one directory, with one writing process at a time. */
+export abstract class DirKvLogStore extends KvLogStore {
+  readonly capabilities: LogStoreCapabilities;
+  readonly dir: string;
+
+  constructor(backend: string, options: DirKvLogStoreOptions) {
+    super(options);
+    if (typeof options.dir !== "string" || options.dir === "") throw new ConfigError("dir", "must be a path");
+    this.dir = options.dir;
+    this.capabilities = Object.freeze({
+      backend,
+      persistent: true,
+      durableSync: true,
+      crashSimulation: false,
+      maxEntryBytes: this.maxEntryBytes,
+    });
+  }
+
+  /** Creates the directory and takes its lock (the backend may allow many processes; a Raft log must have one writer). */
+  protected lockDir(): DirLock {
+    mkdirSync(this.dir, { recursive: true });
+    return DirLock.acquire(this.dir);
   }
 }

@@ -4,43 +4,24 @@
  * transaction and waits until it is flushed to disk (`db.flushed`).
  */
 
-import { mkdirSync } from "node:fs";
 import { open, type RootDatabase } from "lmdb";
-import { ConfigError } from "../errors.ts";
-import { DirLock } from "./file/lock.ts";
-import { type KvBackend, KvLogStore, type KvLogStoreOptions, type KvOp } from "./kv-log-store.ts";
-import type { LogStoreCapabilities } from "./log-store.ts";
+import { DirKvLogStore, type DirKvLogStoreOptions, type KvBackend, type KvOp } from "./kv-log-store.ts";
 
-export interface LmdbStorageOptions extends KvLogStoreOptions {
-  /** The directory holding the LMDB environment (created if missing). */
-  readonly dir: string;
+export interface LmdbStorageOptions extends DirKvLogStoreOptions {
   /** LMDB map size: the largest the database may grow. Default 64 GiB (address space, not disk). */
   readonly mapSizeBytes?: number;
 }
 
-export class LmdbStorageEngine extends KvLogStore {
-  readonly capabilities: LogStoreCapabilities;
-  readonly dir: string;
+export class LmdbStorageEngine extends DirKvLogStore {
   private readonly mapSizeBytes: number;
 
   constructor(options: LmdbStorageOptions) {
-    super(options);
-    if (typeof options.dir !== "string" || options.dir === "") throw new ConfigError("dir", "must be a path");
-    this.dir = options.dir;
+    super("lmdb", options);
     this.mapSizeBytes = options.mapSizeBytes ?? 64 * 1024 * 1024 * 1024;
-    this.capabilities = Object.freeze({
-      backend: "lmdb",
-      persistent: true,
-      durableSync: true,
-      crashSimulation: false,
-      maxEntryBytes: this.maxEntryBytes,
-    });
   }
 
   protected async openBackend(): Promise<KvBackend> {
-    mkdirSync(this.dir, { recursive: true });
-    // LMDB itself allows many processes; a Raft log must have one writer.
-    const lock = DirLock.acquire(this.dir);
+    const lock = this.lockDir();
     let db: RootDatabase<Buffer, Buffer>;
     try {
       db = open<Buffer, Buffer>({

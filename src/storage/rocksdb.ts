@@ -5,17 +5,11 @@
  * it. Point reads use the binding's synchronous multi-get.
  */
 
-import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { ConfigError, StorageError } from "../errors.ts";
-import { DirLock } from "./file/lock.ts";
-import { type KvBackend, KvLogStore, type KvLogStoreOptions, type KvOp } from "./kv-log-store.ts";
-import type { LogStoreCapabilities } from "./log-store.ts";
+import { StorageError } from "../errors.ts";
+import { DirKvLogStore, type DirKvLogStoreOptions, type KvBackend, type KvOp } from "./kv-log-store.ts";
 
-export interface RocksDbStorageOptions extends KvLogStoreOptions {
-  /** The RocksDB directory (created if missing). */
-  readonly dir: string;
-}
+export type RocksDbStorageOptions = DirKvLogStoreOptions;
 
 /** The parts of the binding we use (it ships without TypeScript types). */
 interface RocksHandle {
@@ -33,26 +27,13 @@ const { RocksLevel } = createRequire(import.meta.url)("@nxtedition/rocksdb") as 
   RocksLevel: new (dir: string, options: object) => RocksHandle;
 };
 
-export class RocksDbStorageEngine extends KvLogStore {
-  readonly capabilities: LogStoreCapabilities;
-  readonly dir: string;
-
+export class RocksDbStorageEngine extends DirKvLogStore {
   constructor(options: RocksDbStorageOptions) {
-    super(options);
-    if (typeof options.dir !== "string" || options.dir === "") throw new ConfigError("dir", "must be a path");
-    this.dir = options.dir;
-    this.capabilities = Object.freeze({
-      backend: "rocksdb",
-      persistent: true,
-      durableSync: true,
-      crashSimulation: false,
-      maxEntryBytes: this.maxEntryBytes,
-    });
+    super("rocksdb", options);
   }
 
   protected async openBackend(): Promise<KvBackend> {
-    mkdirSync(this.dir, { recursive: true });
-    const lock = DirLock.acquire(this.dir);
+    const lock = this.lockDir();
     const db = new RocksLevel(this.dir, {
       keyEncoding: "buffer",
       valueEncoding: "buffer",

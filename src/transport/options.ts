@@ -106,49 +106,27 @@ export function validateNodeId(id: unknown, key = "nodeId"): NodeId {
 
 export function resolveTcpOptions(o: TcpTransportOptions): ResolvedTcpOptions {
   const d = TCP_DEFAULTS;
+  /** An integer option: given, or its default; within [min, max]. */
+  const opt = (key: keyof typeof TCP_DEFAULTS, min: number, max: number) =>
+    int(key, o[key] ?? d[key], min, max);
   const r: ResolvedTcpOptions = {
     nodeId: validateNodeId(o.nodeId),
     clusterId: validateClusterId(o.clusterId),
     listen: o.listen,
     logger: o.logger ?? silentLogger,
     tls: o.tls,
-    maxFrameBytes: int("maxFrameBytes", o.maxFrameBytes ?? d.maxFrameBytes, 1024, 0xffffffff),
-    maxQueueMessages: int("maxQueueMessages", o.maxQueueMessages ?? d.maxQueueMessages, 1, 1e7),
-    maxQueueBytes: int("maxQueueBytes", o.maxQueueBytes ?? d.maxQueueBytes, 1024, 2 ** 40),
-    maxWriteBytes: int("maxWriteBytes", o.maxWriteBytes ?? d.maxWriteBytes, 1024, 2 ** 30),
-    connectTimeoutMs: int("connectTimeoutMs", o.connectTimeoutMs ?? d.connectTimeoutMs, 1, 600_000),
-    handshakeTimeoutMs: int("handshakeTimeoutMs", o.handshakeTimeoutMs ?? d.handshakeTimeoutMs, 1, 600_000),
-    reconnectBackoffBaseMs: int(
-      "reconnectBackoffBaseMs",
-      o.reconnectBackoffBaseMs ?? d.reconnectBackoffBaseMs,
-      1,
-      600_000,
-    ),
-    reconnectBackoffMaxMs: int(
-      "reconnectBackoffMaxMs",
-      o.reconnectBackoffMaxMs ?? d.reconnectBackoffMaxMs,
-      1,
-      3_600_000,
-    ),
-    closeTimeoutMs: int("closeTimeoutMs", o.closeTimeoutMs ?? d.closeTimeoutMs, 0, 600_000),
-    maxOutstandingRequests: int(
-      "maxOutstandingRequests",
-      o.maxOutstandingRequests ?? d.maxOutstandingRequests,
-      1,
-      1e6,
-    ),
-    maxConcurrentHandlers: int(
-      "maxConcurrentHandlers",
-      o.maxConcurrentHandlers ?? d.maxConcurrentHandlers,
-      1,
-      1e6,
-    ),
-    maxInboundConnections: int(
-      "maxInboundConnections",
-      o.maxInboundConnections ?? d.maxInboundConnections,
-      1,
-      1e6,
-    ),
+    maxFrameBytes: opt("maxFrameBytes", 1024, 0xffffffff),
+    maxQueueMessages: opt("maxQueueMessages", 1, 1e7),
+    maxQueueBytes: opt("maxQueueBytes", 1024, 2 ** 40),
+    maxWriteBytes: opt("maxWriteBytes", 1024, 2 ** 30),
+    connectTimeoutMs: opt("connectTimeoutMs", 1, 600_000),
+    handshakeTimeoutMs: opt("handshakeTimeoutMs", 1, 600_000),
+    reconnectBackoffBaseMs: opt("reconnectBackoffBaseMs", 1, 600_000),
+    reconnectBackoffMaxMs: opt("reconnectBackoffMaxMs", 1, 3_600_000),
+    closeTimeoutMs: opt("closeTimeoutMs", 0, 600_000),
+    maxOutstandingRequests: opt("maxOutstandingRequests", 1, 1e6),
+    maxConcurrentHandlers: opt("maxConcurrentHandlers", 1, 1e6),
+    maxInboundConnections: opt("maxInboundConnections", 1, 1e6),
     random: o.random ?? Math.random,
   };
   parseAddress(r.listen, "listen");

@@ -111,26 +111,28 @@ export function resolveRaftConfig(c: RaftConfig): ResolvedRaftConfig {
   positiveInt("id", c.id);
   if (typeof c.rng !== "function") throw new ConfigError("rng", "must be a function returning [0, 1)");
   if (!c.storage) throw new ConfigError("storage", "is required");
+  /** The option as given, or its default. */
+  const or = <K extends keyof typeof RAFT_DEFAULTS>(key: K) => c[key] ?? RAFT_DEFAULTS[key];
   const r: ResolvedRaftConfig = {
     id: c.id,
     storage: c.storage,
     rng: c.rng,
-    electionTick: c.electionTick ?? RAFT_DEFAULTS.electionTick,
-    heartbeatTick: c.heartbeatTick ?? RAFT_DEFAULTS.heartbeatTick,
+    electionTick: or("electionTick"),
+    heartbeatTick: or("heartbeatTick"),
     applied: c.applied ?? c.storage.firstIndex() - 1,
-    preVote: c.preVote ?? RAFT_DEFAULTS.preVote,
-    checkQuorum: c.checkQuorum ?? RAFT_DEFAULTS.checkQuorum,
-    leaseTicks: c.leaseTicks ?? RAFT_DEFAULTS.leaseTicks,
-    maxSizePerMsg: c.maxSizePerMsg ?? RAFT_DEFAULTS.maxSizePerMsg,
-    maxInflightMsgs: c.maxInflightMsgs ?? RAFT_DEFAULTS.maxInflightMsgs,
-    maxInflightBytes: c.maxInflightBytes ?? RAFT_DEFAULTS.maxInflightBytes,
-    maxUncommittedEntriesSize: c.maxUncommittedEntriesSize ?? RAFT_DEFAULTS.maxUncommittedEntriesSize,
-    maxCommittedSizePerReady: c.maxCommittedSizePerReady ?? RAFT_DEFAULTS.maxCommittedSizePerReady,
-    maxPendingReads: c.maxPendingReads ?? RAFT_DEFAULTS.maxPendingReads,
-    maxProposalEntries: c.maxProposalEntries ?? RAFT_DEFAULTS.maxProposalEntries,
-    asyncStorageWrites: c.asyncStorageWrites ?? RAFT_DEFAULTS.asyncStorageWrites,
-    deferCommitBroadcast: c.deferCommitBroadcast ?? RAFT_DEFAULTS.deferCommitBroadcast,
-    applyUnpersisted: c.applyUnpersisted ?? RAFT_DEFAULTS.applyUnpersisted,
+    preVote: or("preVote"),
+    checkQuorum: or("checkQuorum"),
+    leaseTicks: or("leaseTicks"),
+    maxSizePerMsg: or("maxSizePerMsg"),
+    maxInflightMsgs: or("maxInflightMsgs"),
+    maxInflightBytes: or("maxInflightBytes"),
+    maxUncommittedEntriesSize: or("maxUncommittedEntriesSize"),
+    maxCommittedSizePerReady: or("maxCommittedSizePerReady"),
+    maxPendingReads: or("maxPendingReads"),
+    maxProposalEntries: or("maxProposalEntries"),
+    asyncStorageWrites: or("asyncStorageWrites"),
+    deferCommitBroadcast: or("deferCommitBroadcast"),
+    applyUnpersisted: or("applyUnpersisted"),
     logger: c.logger ?? null,
   };
   positiveInt("heartbeatTick", r.heartbeatTick);

@@ -15,6 +15,8 @@ import { decodeMessage, encodeMessage } from "./codec.ts";
 import { validateClusterId, validateNodeId } from "./options.ts";
 import { MetricsTable, RpcClient, RpcServer, validateMethod, validateRequestOptions } from "./rpc.ts";
 import {
+  dispatchMessage,
+  dispatchUnreachable,
   emptyPeerMetrics,
   type Logger,
   type MessageHandler,
@@ -160,13 +162,7 @@ export class MemoryTransport implements Transport {
 
   private report(peer: NodeId, reason: UnreachableReason): void {
     this.metricsTable.get(peer).messagesDropped++;
-    for (const h of this.unreachableHandlers) {
-      try {
-        h(peer, reason);
-      } catch (err) {
-        this.network.logger.error({ err, peer }, "unreachable handler threw");
-      }
-    }
+    dispatchUnreachable(this.unreachableHandlers, peer, reason, this.network.logger);
   }
 
   send(messages: readonly Message[]): void {
@@ -213,13 +209,7 @@ export class MemoryTransport implements Transport {
     const metrics = this.metricsTable.get(m.from);
     metrics.messagesReceived++;
     metrics.bytesReceived += bytes;
-    for (const h of this.messageHandlers) {
-      try {
-        h(m);
-      } catch (err) {
-        this.network.logger.error({ err, type: m.type, from: m.from }, "message handler threw");
-      }
-    }
+    dispatchMessage(this.messageHandlers, m, this.network.logger);
   }
 
   onMessage(handler: MessageHandler): () => void {

@@ -26,6 +26,8 @@ import { MetricsTable, RpcClient, RpcServer, validateMethod, validateRequestOpti
 import { InboundConnection } from "./tcp-inbound.ts";
 import { OutboundPeer, type PeerHost } from "./tcp-peer.ts";
 import {
+  dispatchMessage,
+  dispatchUnreachable,
   emptyPeerMetrics,
   type MessageHandler,
   type PeerMetrics,
@@ -146,24 +148,11 @@ export class TcpTransport implements Transport {
   }
 
   private deliver(m: Message): void {
-    for (const h of this.messageHandlers) {
-      try {
-        h(m);
-      } catch (err) {
-        // A handler bug must not take the connection (and every peer's traffic on it) down.
-        this.options.logger.error({ err, type: m.type, from: m.from }, "message handler threw");
-      }
-    }
+    dispatchMessage(this.messageHandlers, m, this.options.logger);
   }
 
   private reportUnreachable(peer: NodeId, reason: UnreachableReason): void {
-    for (const h of this.unreachableHandlers) {
-      try {
-        h(peer, reason);
-      } catch (err) {
-        this.options.logger.error({ err, peer }, "unreachable handler threw");
-      }
-    }
+    dispatchUnreachable(this.unreachableHandlers, peer, reason, this.options.logger);
   }
 
   send(messages: readonly Message[]): void {

@@ -43,6 +43,37 @@ export type UnreachableReason =
   | "message-too-large";
 export type UnreachableHandler = (peer: NodeId, reason: UnreachableReason) => void;
 
+/**
+ * Hands a message to every handler. One that throws is logged and the rest
+ * still run: a handler bug must not take a connection (and every peer's
+ * traffic on it) down.
+ */
+export function dispatchMessage(handlers: Iterable<MessageHandler>, m: Message, logger: Logger): void {
+  for (const h of handlers) {
+    try {
+      h(m);
+    } catch (err) {
+      logger.error({ err, type: m.type, from: m.from }, "message handler threw");
+    }
+  }
+}
+
+/** Tells every handler a peer is unreachable; one that throws is logged and the rest still run. */
+export function dispatchUnreachable(
+  handlers: Iterable<UnreachableHandler>,
+  peer: NodeId,
+  reason: UnreachableReason,
+  logger: Logger,
+): void {
+  for (const h of handlers) {
+    try {
+      h(peer, reason);
+    } catch (err) {
+      logger.error({ err, peer }, "unreachable handler threw");
+    }
+  }
+}
+
 export interface RequestOptions {
   /** Rejects with TimeoutError after this long. */
   readonly timeoutMs: number;

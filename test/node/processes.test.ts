@@ -28,12 +28,18 @@ async function startAll(procs: readonly NodeProc[]): Promise<void> {
   await Promise.all(procs.map((p) => p.start()));
 }
 
+/** Three founding members, started, with a leader elected. */
+async function threeNodes(t: TestContext) {
+  const c = newCluster(t);
+  const procs = await c.create(3);
+  await startAll(procs);
+  const leader = await c.waitLeader();
+  return { c, procs, leader };
+}
+
 describe("real processes on loopback with file storage", () => {
   it("elects a leader and replicates across 3 processes", async (t) => {
-    const c = newCluster(t);
-    const procs = await c.create(3);
-    await startAll(procs);
-    const leader = await c.waitLeader();
+    const { c, procs, leader } = await threeNodes(t);
     const followers = procs.filter((p) => p !== leader);
     // A write sent to a follower is redirected (421) to the leader by the client.
     const first = await c.json(followers[0]!, "PUT", "/kv/probe");
@@ -65,10 +71,7 @@ describe("real processes on loopback with file storage", () => {
   });
 
   it("SIGKILL of the leader under load: a new leader takes over and no acknowledged write is lost", async (t) => {
-    const c = newCluster(t);
-    const procs = await c.create(3);
-    await startAll(procs);
-    const oldLeader = await c.waitLeader();
+    const { c, procs, leader: oldLeader } = await threeNodes(t);
     const oldTerm = (await c.status(oldLeader))!.term;
     const load = new Workload(c);
     load.start(8);
@@ -93,10 +96,7 @@ describe("real processes on loopback with file storage", () => {
   });
 
   it("SIGKILL of every node mid-load, then a restart of all: every acknowledged write is recovered", async (t) => {
-    const c = newCluster(t);
-    const procs = await c.create(3);
-    await startAll(procs);
-    await c.waitLeader();
+    const { c, procs } = await threeNodes(t);
     const load = new Workload(c);
     load.start(8);
     await load.waitMore(150);
@@ -115,10 +115,7 @@ describe("real processes on loopback with file storage", () => {
   });
 
   it("a 4th node joins as a learner under load (through a follower) and is promoted to voter", async (t) => {
-    const c = newCluster(t);
-    const procs = await c.create(3);
-    await startAll(procs);
-    const leader = await c.waitLeader();
+    const { c, procs, leader } = await threeNodes(t);
     const load = new Workload(c);
     load.start(4);
     await load.waitMore(100);
@@ -165,10 +162,7 @@ describe("real processes on loopback with file storage", () => {
   });
 
   it("a removed node shuts down cleanly (exit 0) and the cluster keeps serving", async (t) => {
-    const c = newCluster(t);
-    const procs = await c.create(3);
-    await startAll(procs);
-    const leader = await c.waitLeader();
+    const { c, procs, leader } = await threeNodes(t);
     for (let i = 0; i < 20; i++) assert.ok(await c.put(`before${i}`, `${i}`));
     const victim = procs.find((p) => p !== leader)!;
     const r = await c.json(leader, "DELETE", `/members/${victim.id}`);
@@ -244,10 +238,7 @@ describe("real processes on loopback with file storage", () => {
   });
 
   it("graceful shutdown (SIGTERM) of the leader hands leadership over, exits 0, loses nothing", async (t) => {
-    const c = newCluster(t);
-    const procs = await c.create(3);
-    await startAll(procs);
-    const leader = await c.waitLeader();
+    const { c, procs, leader } = await threeNodes(t);
     const load = new Workload(c);
     load.start(4);
     await load.waitMore(60);

@@ -163,3 +163,13 @@ export function sampleOfEveryType(from: number, to: number): Message[] {
     { type: "transferLeader", ...b, target: 3 },
   ];
 }
+
+/** A heartbeat of term 1 carrying `round`: the plain message the transport tests send. */
+export const hb = (from: number, to: number, round: number): Message => ({
+  type: "heartbeat",
+  from,
+  to,
+  term: 1,
+  commit: 0,
+  round,
+});

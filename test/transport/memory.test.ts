@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { Message } from "../../src/raft/types.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
 import type { UnreachableReason } from "../../src/transport/transport.ts";
-import { sampleOfEveryType } from "./arbitraries.ts";
+import { hb, sampleOfEveryType } from "./arbitraries.ts";
 import { captureLogger, sleep, waitFor } from "./helpers.ts";
 
 async function cluster(net: MemoryNetwork, ids: number[]) {
@@ -19,15 +19,6 @@ async function cluster(net: MemoryNetwork, ids: number[]) {
   }
   return { transports, nodes };
 }
-
-const hb = (from: number, to: number, round: number): Message => ({
-  type: "heartbeat",
-  from,
-  to,
-  term: 1,
-  commit: 0,
-  round,
-});
 
 describe("MemoryTransport", () => {
   it("delivers every type asynchronously, as decoded copies, in order", async () => {

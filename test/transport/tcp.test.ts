@@ -8,7 +8,7 @@ import type { TcpTransportOptions } from "../../src/transport/options.ts";
 import { backoffDelayMs } from "../../src/transport/options.ts";
 import { TcpTransport } from "../../src/transport/tcp.ts";
 import type { UnreachableReason } from "../../src/transport/transport.ts";
-import { sampleOfEveryType } from "./arbitraries.ts";
+import { hb, sampleOfEveryType } from "./arbitraries.ts";
 import { captureLogger, sleep, waitFor } from "./helpers.ts";
 
 const open: TcpTransport[] = [];
@@ -35,15 +35,6 @@ async function pair(extra: Partial<TcpTransportOptions> = {}) {
   b.t.addPeer(1, a.t.listenAddress());
   return { a, b };
 }
-
-const hb = (from: number, to: number, round: number): Message => ({
-  type: "heartbeat",
-  from,
-  to,
-  term: 1,
-  commit: 0,
-  round,
-});
 
 /** A raw client that completes the handshake as node `from`, to test what a bad peer can do. */
 async function rawPeer(address: string, from: number, to: number): Promise<net.Socket> {

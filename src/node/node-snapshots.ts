@@ -112,12 +112,14 @@ export class Snapshots<R, Q, A> {
 
   onTick(): void {
     const s = this.node.config.snapshot;
-    if (s.policy === "interval" && Date.now() - this.lastTakenAtMs >= s.intervalMs) this.intervalDue = true;
+    // The interval counts from the end of the last snapshot: never due while one is written.
+    if (s.policy === "interval" && !this.taking && Date.now() - this.lastTakenAtMs >= s.intervalMs)
+      this.intervalDue = true;
   }
 
   /** An interval snapshot is due: the loop starts one even when no Ready comes (an idle node). */
   intervalSnapshotDue(): boolean {
-    return this.intervalDue && !this.taking && this.node.running;
+    return this.intervalDue && this.canStart();
   }
 
   /**
@@ -135,7 +137,7 @@ export class Snapshots<R, Q, A> {
 
   /** Requests wait while a snapshot is being written: it may predate them. */
   hasRequests(): boolean {
-    return this.requests.length > 0 && !this.taking && this.node.running;
+    return this.requests.length > 0 && this.canStart();
   }
 
   /**
@@ -147,8 +149,7 @@ export class Snapshots<R, Q, A> {
    * at a time; what is due meanwhile waits for the next call after it ends.
    */
   startDue(): void {
-    // Never once stopping: stop() waits for the snapshot in progress, not for new ones.
-    if (this.taking || !this.node.running) return;
+    if (!this.canStart()) return;
     const s = this.node.config.snapshot;
     if (this.requests.length > 0) {
       const waiting = this.requests.splice(0);
@@ -178,6 +179,11 @@ export class Snapshots<R, Q, A> {
     }
   }
 
+  /** One snapshot at a time, and none once stopping (stop() waits for the one in progress, not for new ones). */
+  private canStart(): boolean {
+    return !this.taking && this.node.running;
+  }
+
   /** A snapshot the node did not ask for failed: storage is failing, stop (fail-stop). */
   private background(p: Promise<unknown>): void {
     p.catch((e: unknown) => void this.node.fatal(e as Error));
@@ -187,6 +193,7 @@ export class Snapshots<R, Q, A> {
   private take(reason: string): Promise<SnapshotInfo> {
     this.taking = this.doTake(reason).finally(() => {
       this.taking = null;
+      this.lastTakenAtMs = Date.now();
       // Whatever came due while this one was written.
       this.node.schedule();
     });
@@ -199,7 +206,6 @@ export class Snapshots<R, Q, A> {
     this.entriesSince = 0;
     this.bytesSince = 0;
     this.intervalDue = false;
-    this.lastTakenAtMs = Date.now();
     if (this.latest && index <= this.latest.info.index) return this.latest.info;
     const term = n.reader.term(index);
     const meta: SnapshotMeta = { confState: n.raw.confState(), members: n.members.toRecord() };
@@ -211,8 +217,6 @@ export class Snapshots<R, Q, A> {
     );
     this.latest = { info, meta };
     await this.compact();
-    // The interval counts from the end of the last snapshot: a slow write never makes the next one due at once.
-    this.lastTakenAtMs = Date.now();
     n.logger.info({ index, term, sizeBytes: info.sizeBytes, reason }, "snapshot taken");
     n.emit("snapshotTaken", info);
     return info;

@@ -247,14 +247,18 @@ export class FileStorageEngine extends AbstractLogStore {
       segmentsNeeded = bytes <= room ? 0 : Math.ceil((bytes - Math.max(room, 0)) / usable);
     }
     if (this.pool.length >= segmentsNeeded) return null;
-    // A write waits for it: no more pacing.
-    this.preallocPace.urgent = true;
     return this.startPrealloc(segmentsNeeded, true);
   }
 
-  /** Keeps `target` preallocated segments ready; returns when they are (or preallocation failed). */
+  /**
+   * Keeps `target` preallocated segments ready; returns when they are (or
+   * preallocation failed). `urgent`: a write waits for it, so no more pacing.
+   */
   private startPrealloc(target = 1, urgent = false): Promise<void> {
-    if (this.preallocating) return this.preallocating;
+    if (this.preallocating) {
+      if (urgent) this.preallocPace.urgent = true;
+      return this.preallocating;
+    }
     if (this.pool.length >= target) return Promise.resolve();
     const pace: PreallocPace = { urgent };
     this.preallocPace = pace;

@@ -179,15 +179,20 @@ export class RaftLog {
     return out;
   }
 
-  /** Committed, durable entries not yet handed to the application. */
+  /** The first index not yet handed out to apply. */
+  private applyFrom(): number {
+    return Math.max(this.applied + 1, this.firstIndex(), this.applyFloor + 1);
+  }
+
   /** The highest index that may be handed out to apply. */
   private applyLimit(): number {
     return this.applyUnpersisted ? this.committed : Math.min(this.committed, this.persistedIndex());
   }
 
+  /** Committed entries (durable locally unless applyUnpersisted) not yet handed to the application. */
   nextCommittedEntries(): Entry[] {
     if (this.unstable.snapshot) return [];
-    const lo = Math.max(this.applied + 1, this.firstIndex(), this.applyFloor + 1);
+    const lo = this.applyFrom();
     const hi = this.applyLimit() + 1;
     if (lo >= hi) return [];
     return this.slice(lo, hi, this.maxApplyBytes);
@@ -195,7 +200,7 @@ export class RaftLog {
 
   hasNextCommittedEntries(): boolean {
     if (this.unstable.snapshot) return false;
-    return this.applyLimit() > Math.max(this.applied, this.firstIndex() - 1, this.applyFloor);
+    return this.applyLimit() >= this.applyFrom();
   }
 
   commitTo(index: number): void {

@@ -117,11 +117,6 @@ export class Snapshots<R, Q, A> {
       this.intervalDue = true;
   }
 
-  /** An interval snapshot is due: the loop starts one even when no Ready comes (an idle node). */
-  intervalSnapshotDue(): boolean {
-    return this.intervalDue && this.canStart();
-  }
-
   /**
    * An on-demand snapshot. It is captured by the loop between two Readies: in
    * the middle of one, the state machine may have applied a membership change
@@ -135,9 +130,13 @@ export class Snapshots<R, Q, A> {
     });
   }
 
-  /** Requests wait while a snapshot is being written: it may predate them. */
-  hasRequests(): boolean {
-    return this.requests.length > 0 && this.canStart();
+  /**
+   * A snapshot asked for, or due by time, can start: the loop starts it even
+   * when no Ready comes (an idle node). Requests wait while a snapshot is
+   * being written: it may predate them.
+   */
+  dueWithoutReady(): boolean {
+    return (this.requests.length > 0 || this.intervalDue) && this.canStart();
   }
 
   /**

@@ -467,8 +467,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     try {
       while (this.state === "running" || this.state === "stopping") {
         if (this.raw.hasReady()) await this.handleReady(this.raw.ready());
-        else if (this.snapshots.hasRequests() || this.snapshots.intervalSnapshotDue())
-          this.snapshots.startDue();
+        else if (this.snapshots.dueWithoutReady()) this.snapshots.startDue();
         else break;
       }
     } catch (e) {

@@ -125,6 +125,10 @@ export class FileStorageEngine extends AbstractLogStore {
   private queueHead = 0;
   private pendingBytes = 0;
   private flushing: Promise<void> | null = null;
+  /** The flush loop runs (set synchronously at its start; `flushing` is set only if it did not end at once). */
+  private flushActive = false;
+  /** A microtask will start the flush loop for the plain writes queued in this turn. */
+  private flushStartQueued = false;
   private failed: Error | null = null;
 
   constructor(options: FileStorageOptions) {
@@ -327,7 +331,32 @@ export class FileStorageEngine extends AbstractLogStore {
 
   private enqueue(item: QueueItem): void {
     this.queue.push(item);
-    if (!this.flushing) this.flushing = this.flushLoop();
+    if (this.flushActive) return;
+    if (item.kind === "write") {
+      // Plain writes wait for the end of this turn, to go out in one writev with
+      // whatever follows them; a sync (or any other item) starts the loop now.
+      if (!this.flushStartQueued) {
+        this.flushStartQueued = true;
+        queueMicrotask(() => {
+          this.flushStartQueued = false;
+          this.startFlush();
+        });
+      }
+      return;
+    }
+    this.startFlush();
+  }
+
+  /**
+   * Runs the flush loop. It proceeds synchronously as far as it can: the
+   * queued writes (up to SYNC_WRITE_MAX_BYTES) are in the page cache and the
+   * fdatasync behind them is under way when this returns, so a caller that
+   * goes on to apply a batch does not hold the disk back meanwhile.
+   */
+  private startFlush(): void {
+    if (this.flushActive || this.queueHead >= this.queue.length) return;
+    const p = this.flushLoop();
+    if (this.flushActive) this.flushing = p;
   }
 
   protected _append(entries: readonly Entry[], lastIndexBefore: number): Promise<void> {
@@ -397,19 +426,22 @@ export class FileStorageEngine extends AbstractLogStore {
   }
 
   private async flushLoop(): Promise<void> {
-    // Let the caller store this promise in `flushing` before the loop can end.
-    await Promise.resolve();
+    this.flushActive = true;
+    // Barriers taken off the queue and not yet answered: a failure answers them too.
+    let waiters: Deferred[] = [];
     try {
       while (this.queueHead < this.queue.length) {
         const item = this.queue[this.queueHead]!;
         switch (item.kind) {
-          case "write":
-            await this.flushWrites();
+          case "write": {
+            const p = this.flushWrites();
+            if (p) await p;
             break;
+          }
           case "sync": {
             // Group commit: write everything queued up to the next non-write item,
             // then one fdatasync answers every sync among it.
-            const waiters: Deferred[] = [];
+            waiters = [];
             const seg = item.seg;
             while (this.queueHead < this.queue.length) {
               const it = this.queue[this.queueHead]!;
@@ -417,13 +449,15 @@ export class FileStorageEngine extends AbstractLogStore {
                 waiters.push(it.done);
                 this.queueHead++;
               } else if (it.kind === "write" && it.seg === seg) {
-                await this.flushWrites();
+                const p = this.flushWrites();
+                if (p) await p;
               } else break;
             }
             await fdatasyncAsync(seg.fd).catch((err) => {
               throw wrapIoError(`fdatasync of ${seg.path}`, err);
             });
             for (const w of waiters) w.resolve();
+            waiters = [];
             break;
           }
           case "roll":
@@ -434,6 +468,7 @@ export class FileStorageEngine extends AbstractLogStore {
             break;
           case "manifest": {
             this.queueHead++;
+            waiters = [item.done];
             await fdatasyncAsync(item.seg.fd);
             await writeManifest(join(this.dir, "MANIFEST"), item.manifest);
             this.manifest = item.manifest;
@@ -445,6 +480,7 @@ export class FileStorageEngine extends AbstractLogStore {
             }
             if (dead.length > 0) await fsyncDir(this.dir);
             item.done.resolve();
+            waiters = [];
             break;
           }
         }
@@ -455,16 +491,21 @@ export class FileStorageEngine extends AbstractLogStore {
       }
     } catch (err) {
       this.poison(err);
+      for (const w of waiters) w.reject(this.failed);
     } finally {
       // Synchronously after the last emptiness check: a later enqueue starts a new loop.
       this.queue = [];
       this.queueHead = 0;
       this.flushing = null;
+      this.flushActive = false;
     }
   }
 
-  /** Writes the run of consecutive queued writes to one segment with writev calls. */
-  private async flushWrites(): Promise<void> {
+  /**
+   * Writes the run of consecutive queued writes to one segment with writev
+   * calls: done on return (undefined) up to SYNC_WRITE_MAX_BYTES, else a promise.
+   */
+  private flushWrites(): Promise<void> | undefined {
     const first = this.queue[this.queueHead] as Extract<QueueItem, { kind: "write" }>;
     const seg = first.seg;
     const bufs: Buffer[] = [];
@@ -476,12 +517,17 @@ export class FileStorageEngine extends AbstractLogStore {
       bytes += it.buf.length;
       this.queueHead++;
     }
-    await writeAllAt(seg, bufs, bytes, first.pos);
-    seg.flushedPos = first.pos + bytes;
-    this.pendingBytes -= bytes;
-    let drop = 0;
-    while (drop < seg.unflushed.length && seg.unflushed[drop]!.pos < seg.flushedPos) drop++;
-    seg.unflushed.splice(0, drop);
+    const written = (): void => {
+      seg.flushedPos = first.pos + bytes;
+      this.pendingBytes -= bytes;
+      let drop = 0;
+      while (drop < seg.unflushed.length && seg.unflushed[drop]!.pos < seg.flushedPos) drop++;
+      seg.unflushed.splice(0, drop);
+    };
+    const pending = writeAllAt(seg, bufs, bytes, first.pos);
+    if (pending) return pending.then(written);
+    written();
+    return undefined;
   }
 
   private poison(err: unknown): void {

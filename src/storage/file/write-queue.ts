@@ -47,23 +47,47 @@ export function deferred(): { promise: Promise<void>; done: Deferred } {
   return { promise, done };
 }
 
-/** Writes `bufs` (`bytes` in all) at `pos` of `seg` with writev calls (at most IOV_MAX buffers each). */
-export async function writeAllAt(seg: Segment, bufs: Buffer[], bytes: number, pos: number): Promise<void> {
+/**
+ * Writes `bufs` (`bytes` in all) at `pos` of `seg` with writev calls (at most
+ * IOV_MAX buffers each). Up to SYNC_WRITE_MAX_BYTES the write is done when
+ * this returns (undefined; a failure throws); a larger one returns a promise.
+ */
+export function writeAllAt(
+  seg: Segment,
+  bufs: Buffer[],
+  bytes: number,
+  pos: number,
+): Promise<void> | undefined {
+  if (bytes > SYNC_WRITE_MAX_BYTES) return writeAllAtAsync(seg, bufs, bytes, pos);
   let written = 0;
   try {
     while (written < bytes) {
-      const rest = written === 0 ? bufs : sliceBuffers(bufs, written);
-      const chunk = rest.slice(0, 1024);
-      const bytesWritten =
-        bytes <= SYNC_WRITE_MAX_BYTES
-          ? writevSync(seg.fd, chunk, pos + written)
-          : (await writevAsync(seg.fd, chunk, pos + written)).bytesWritten;
+      const bytesWritten = writevSync(seg.fd, chunkFrom(bufs, written), pos + written);
       if (bytesWritten === 0) throw new StorageError(`write to ${seg.path} made no progress`);
       written += bytesWritten;
     }
   } catch (err) {
     throw wrapIoError(`writing ${seg.path} at ${pos + written}`, err);
   }
+  return undefined;
+}
+
+async function writeAllAtAsync(seg: Segment, bufs: Buffer[], bytes: number, pos: number): Promise<void> {
+  let written = 0;
+  try {
+    while (written < bytes) {
+      const { bytesWritten } = await writevAsync(seg.fd, chunkFrom(bufs, written), pos + written);
+      if (bytesWritten === 0) throw new StorageError(`write to ${seg.path} made no progress`);
+      written += bytesWritten;
+    }
+  } catch (err) {
+    throw wrapIoError(`writing ${seg.path} at ${pos + written}`, err);
+  }
+}
+
+/** The buffers after the first `skip` bytes, at most 1024 of them (IOV_MAX). */
+function chunkFrom(bufs: Buffer[], skip: number): Buffer[] {
+  return (skip === 0 ? bufs : sliceBuffers(bufs, skip)).slice(0, 1024);
 }
 
 function sliceBuffers(bufs: Buffer[], skip: number): Buffer[] {

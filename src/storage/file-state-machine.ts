@@ -25,7 +25,9 @@ export interface FileStateMachineOptions {
   readonly snapshotChunkBytes?: number;
 }
 
-const key = (k: Uint8Array) => Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString("latin1");
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+/** A key as a map key: one char per byte, read straight from the bytes (no Buffer wrapper). */
+const key = (k: Uint8Array): string => latin1Slice.call(k, 0, k.length);
 const NOOP: KvResult = Object.freeze({ op: "noop" });
 
 /** `read(key)`: the value as of `lastApplied()`, or null. */

@@ -212,15 +212,35 @@ function readConfState(r: Reader): ConfState {
   };
 }
 
+/**
+ * The entries' data are copied out of the frame into one buffer shared by the
+ * batch (one allocation, not one per entry: a buffer is costly to create, and
+ * the entries of a batch are kept and dropped together, by the log).
+ */
 function readEntries(r: Reader): Entry[] {
   const n = r.count(MIN_ENTRY_BYTES, "entries");
-  const entries = new Array<Entry>(n);
+  const heads = new Array<number>(3 * n);
+  const views = new Array<Uint8Array>(n);
+  let total = 0;
   for (let i = 0; i < n; i++) {
-    const term = r.varint("entry term");
-    const index = r.varint("entry index");
+    heads[3 * i] = r.varint("entry term");
+    heads[3 * i + 1] = r.varint("entry index");
     const type = r.u8("entry type");
     if (type > MAX_ENTRY_TYPE) throw new ProtocolError(`unknown entry type ${type}`);
-    entries[i] = { term, index, type: type as EntryType, data: r.bytes("entry data") };
+    heads[3 * i + 2] = type;
+    const data = r.bytesView("entry data");
+    views[i] = data;
+    total += data.length;
+  }
+  const slab = new Uint8Array(total);
+  const entries = new Array<Entry>(n);
+  let off = 0;
+  for (let i = 0; i < n; i++) {
+    const v = views[i]!;
+    slab.set(v, off);
+    const data = slab.subarray(off, off + v.length);
+    off += v.length;
+    entries[i] = { term: heads[3 * i]!, index: heads[3 * i + 1]!, type: heads[3 * i + 2] as EntryType, data };
   }
   return entries;
 }

@@ -199,6 +199,18 @@ export class Reader {
     return out;
   }
 
+  /**
+   * A length-prefixed byte string as a view into the frame buffer: valid only
+   * while that buffer is, so the caller copies what it keeps.
+   */
+  bytesView(what: string): Uint8Array {
+    const n = this.varint(`${what} length`);
+    this.need(n, what);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
   /** The rest of the frame, copied. */
   rest(): Uint8Array {
     const out = new Uint8Array(this.end - this.pos);

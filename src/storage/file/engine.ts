@@ -127,7 +127,7 @@ export class FileStorageEngine extends AbstractLogStore {
   private flushing: Promise<void> | null = null;
   /** The flush loop runs (set synchronously at its start; `flushing` is set only if it did not end at once). */
   private flushActive = false;
-  /** A microtask will start the flush loop for the plain writes queued in this turn. */
+  /** The flush loop will start at the end of this event-loop turn, for the plain writes queued in it. */
   private flushStartQueued = false;
   private failed: Error | null = null;
 
@@ -333,11 +333,13 @@ export class FileStorageEngine extends AbstractLogStore {
     this.queue.push(item);
     if (this.flushActive) return;
     if (item.kind === "write") {
-      // Plain writes wait for the end of this turn, to go out in one writev with
-      // whatever follows them; a sync (or any other item) starts the loop now.
+      // Plain writes (nobody waits for them to be durable: a commit index, say)
+      // wait for the end of this event-loop turn, to go out in one writev with
+      // whatever follows them and not to delay the work of this turn (answering
+      // the proposals just committed); a sync (or any other item) starts the loop now.
       if (!this.flushStartQueued) {
         this.flushStartQueued = true;
-        queueMicrotask(() => {
+        setImmediate(() => {
           this.flushStartQueued = false;
           this.startFlush();
         });

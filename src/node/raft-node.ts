@@ -4,11 +4,13 @@
  * and applies committed entries to a StateMachine.
  *
  * The loop, in order, for each Ready (the core's contract, see raw-node.ts):
- *   send messagesNow → write snapshot/entries/hard state → fsync (one sync
- *   covers every proposal that arrived meanwhile: group commit) → send
- *   messages → apply committed entries → answer proposals and reads → advance.
- * Only one Ready is in flight; inputs that arrive during the fsync are batched
- * into the next one.
+ *   send messagesNow (a leader's appends: replication runs in parallel with
+ *   its own write) → hand snapshot/entries/hard state to storage with one sync
+ *   (group commit) → apply committed entries → answer proposals and reads →
+ *   advance. With asynchronous storage writes (the default) the loop goes on
+ *   while the sync runs and the Ready's messages (acknowledgements, votes)
+ *   leave once it is durable, in order; otherwise the loop waits for it. The
+ *   inputs that arrive meanwhile are batched into the next Ready.
  */
 
 import { EventEmitter } from "node:events";
@@ -452,10 +454,16 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.onMessage(m);
   }
 
+  /**
+   * Runs the loop once the current callback is done (a microtask): the inputs
+   * of one callback (the messages of one socket read, the proposals answered by
+   * one batch) make one Ready, and a follower's write starts without waiting
+   * for the rest of the event-loop turn.
+   */
   schedule(): void {
     if (this.loopScheduled || this.state === "stopped") return;
     this.loopScheduled = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.loopScheduled = false;
       if (this.looping) return;
       this.loopIdle = this.loop();

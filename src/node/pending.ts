@@ -49,14 +49,14 @@ export class PendingProposals<T> {
   }
 
   /** An entry was applied: its waiter learns the result, or that its proposal was replaced. */
-  applied(index: number, term: number, result: () => T): void {
+  applied(index: number, term: number, result: T): void {
     const w = this.byIndex.get(index);
     if (!w) return;
     this.byIndex.delete(index);
     // Another leader's entry took this index: our proposal is gone for good.
     if (w.term !== term)
       w.reject(new ProposalDroppedError("stepped-down", `index ${index} committed in term ${term}`));
-    else w.resolve(result());
+    else w.resolve(result);
   }
 
   /** A snapshot was installed up to `index`: proposals at or below it can no longer be matched. */

@@ -558,19 +558,20 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   }
 
   private async apply(entries: readonly Entry[]): Promise<void> {
+    // What the state machine has applied before (a replay after a restart) is a prefix.
     const smApplied = this.stateMachine.lastApplied().index;
-    const fresh = entries.filter((e) => e.index > smApplied);
+    let first = 0;
+    while (first < entries.length && entries[first]!.index <= smApplied) first++;
+    const fresh = first === 0 ? entries : entries.slice(first);
     const results = fresh.length > 0 ? await this.stateMachine.apply(fresh) : [];
     invariant(
       results.length === fresh.length,
       "state machine returned a result count unlike the entry count",
     );
-    const byIndex = new Map<number, R>();
-    for (let i = 0; i < fresh.length; i++) byIndex.set(fresh[i]!.index, results[i]!);
-    for (const e of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
       if (e.type === EntryType.ConfChange) this.onConfChangeApplied(e);
-      if (byIndex.has(e.index)) this.proposals.applied(e.index, e.term, () => byIndex.get(e.index) as R);
-      else this.proposals.applied(e.index, e.term, () => undefined as R);
+      this.proposals.applied(e.index, e.term, (i >= first ? results[i - first] : undefined) as R);
       this.snapshots.noteApplied(e);
     }
     this.appliedIndex = entries[entries.length - 1]!.index;

@@ -18,6 +18,12 @@ type Cmd =
 
 let node: RaftNode | null = null;
 
+/** CPU time this process has used (all threads: the thread pool's writes and syncs, GC helpers). */
+function cpuUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
 process.on("message", (raw) => {
   void handle(raw as Cmd).then(
     (r) => process.send?.({ ok: true, ...r }),
@@ -35,7 +41,7 @@ async function handle(m: Cmd): Promise<Record<string, unknown>> {
       return {};
     }
     case "status":
-      return { role: node!.status().role, rssBytes: process.memoryUsage().rss };
+      return { role: node!.status().role, rssBytes: process.memoryUsage().rss, cpuUs: cpuUs() };
     case "run":
       return run(node!, m.concurrency, m.ops, m.valueBytes, m.keySpace);
     case "stop":

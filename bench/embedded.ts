@@ -2,8 +2,8 @@
  * `npm run bench -- embedded [--ops-scale X] [--concurrency 1,256] [--sync-writes]`:
  * 3 nodes as 3 processes on loopback, file storage with fdatasync, 256 B writes
  * proposed on the leader (inside its process), after an unreported warm-up, at
- * concurrency 1, 64, 256, 512 and 1024. Reports ops/s, p50, p99 and RSS per
- * node, and beside each row the single-writer floor measured right before and
+ * concurrency 1, 64, 256, 512 and 1024. Reports ops/s, p50, p99, RSS per
+ * node and the CPU time of the three node processes per write, and beside each row the single-writer floor measured right before and
  * after it: one durable 256 B write on the same disk plus one loopback round
  * trip between two processes; then whether the issue's targets are met
  * (p50 at concurrency 1 within 2 × the floor; ≥ 50,000 writes/s with p99 <
@@ -252,6 +252,7 @@ export async function main(args: string[]): Promise<void> {
       if (only && !only.has(concurrency)) continue;
       // The floor is measured right before and after the row (the machine's speed drifts).
       const before = await measureFloor(dir, echo);
+      const cpuBefore = await Promise.all(children.map((c) => call(c, { cmd: "status" })));
       const r = await call(leader, {
         cmd: "run",
         concurrency,
@@ -272,6 +273,13 @@ export async function main(args: string[]): Promise<void> {
         p99Ms: r.p99Ms as number,
         errors: r.errors as number,
         rssMBPerNode: rss.map((s) => Math.round((s.rssBytes as number) / 1e6)).join("/"),
+        // CPU of the three node processes per write (far steadier than latency on a shared VM).
+        cpuUsPerOp: Number(
+          (
+            rss.reduce((a, s, k) => a + (s.cpuUs as number) - (cpuBefore[k]!.cpuUs as number), 0) /
+            Math.round(ops * scale)
+          ).toFixed(1),
+        ),
         floorMs: r3(floorMs),
         p50PerFloor: Number(((r.p50Ms as number) / floorMs).toFixed(2)),
       });

@@ -13,7 +13,7 @@
 import { ConfigError, CorruptionError, InvalidArgumentError } from "../errors.ts";
 import type { ConfState, Entry } from "../raft/types.ts";
 import { EntryType } from "../raft/types.ts";
-import { decodeKvCommand, type KvResult, readVarint, varintSize, writeVarint } from "./kv-command.ts";
+import { type KvResult, parseKvCommand, readVarint, varintSize, writeVarint } from "./kv-command.ts";
 import { FileSnapshotStore, type SnapshotInfo } from "./snapshot-store.ts";
 import { AbstractStateMachine } from "./state-machine.ts";
 
@@ -26,14 +26,37 @@ export interface FileStateMachineOptions {
 }
 
 const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
-/** A key as a map key: one char per byte, read straight from the bytes (no Buffer wrapper). */
-const key = (k: Uint8Array): string => latin1Slice.call(k, 0, k.length);
+const latin1Write = Buffer.prototype.latin1Write as (this: Uint8Array, s: string, offset: number) => number;
+/**
+ * Bytes as a string of one char per byte. Keys and values are kept this way:
+ * a short string lives on the JavaScript heap and costs a fraction of a
+ * Uint8Array, whose separate backing store is the dearest part of applying a
+ * write (and, kept by the thousand, weighs on the garbage collector).
+ */
+const str = (b: Uint8Array, start = 0, end = b.length): string => latin1Slice.call(b, start, end);
+function bytes(s: string | undefined): Uint8Array | null {
+  if (s === undefined) return null;
+  const out = new Uint8Array(s.length);
+  latin1Write.call(out, s, 0);
+  return out;
+}
+/** A put's or delete's result: the previous value becomes bytes only if it is read. */
+function withPrevious(op: "put" | "delete", prev: string | undefined): KvResult {
+  let cached: Uint8Array | null | undefined;
+  return {
+    op,
+    get previous() {
+      if (cached === undefined) cached = bytes(prev);
+      return cached;
+    },
+  };
+}
 const NOOP: KvResult = Object.freeze({ op: "noop" });
 
 /** `read(key)`: the value as of `lastApplied()`, or null. */
 export class FileStateMachine extends AbstractStateMachine<KvResult, Uint8Array, Uint8Array | null> {
   readonly snapshots: FileSnapshotStore;
-  private map = new Map<string, Uint8Array>();
+  private map = new Map<string, string>();
   private readonly chunkBytes: number;
 
   constructor(options: FileStateMachineOptions) {
@@ -56,7 +79,7 @@ export class FileStateMachine extends AbstractStateMachine<KvResult, Uint8Array,
 
   /** A local read: as fresh as `lastApplied()` (use ReadIndex for linearizable reads). */
   read(k: Uint8Array): Uint8Array | null {
-    return this.map.get(key(k)) ?? null;
+    return bytes(this.map.get(str(k)));
   }
 
   get size(): number {
@@ -65,19 +88,19 @@ export class FileStateMachine extends AbstractStateMachine<KvResult, Uint8Array,
 
   protected _applyOne(e: Entry): KvResult {
     if (e.type !== EntryType.Normal || e.data.length === 0) return NOOP;
-    const cmd = decodeKvCommand(e.data);
+    const cmd = parseKvCommand(e.data);
     if (typeof cmd === "string") return { op: "invalid", reason: cmd };
-    const k = key(cmd.key);
-    const previous = this.map.get(k) ?? null;
+    const k = str(e.data, cmd.keyStart, cmd.keyEnd);
+    const previous = this.map.get(k);
     switch (cmd.op) {
       case "put":
-        this.map.set(k, cmd.value);
-        return { op: "put", previous };
+        this.map.set(k, str(e.data, cmd.keyEnd));
+        return withPrevious("put", previous);
       case "delete":
         this.map.delete(k);
-        return { op: "delete", previous };
+        return withPrevious("delete", previous);
       case "get":
-        return { op: "get", value: previous };
+        return { op: "get", value: bytes(previous) };
     }
   }
 
@@ -93,20 +116,17 @@ export class FileStateMachine extends AbstractStateMachine<KvResult, Uint8Array,
       let buf = Buffer.allocUnsafe(chunkBytes);
       let pos = 0;
       for (const [k, v] of image) {
-        const kb = Buffer.from(k, "latin1");
-        const need = varintSize(kb.length) + kb.length + varintSize(v.length) + v.length;
+        const need = varintSize(k.length) + k.length + varintSize(v.length) + v.length;
         if (pos + need > buf.length && pos > 0) {
           yield buf.subarray(0, pos);
           buf = Buffer.allocUnsafe(Math.max(chunkBytes, need));
           pos = 0;
         }
         if (need > buf.length) buf = Buffer.allocUnsafe(need);
-        pos = writeVarint(buf, pos, kb.length);
-        buf.set(kb, pos);
-        pos += kb.length;
+        pos = writeVarint(buf, pos, k.length);
+        pos += buf.write(k, pos, "latin1");
         pos = writeVarint(buf, pos, v.length);
-        buf.set(v, pos);
-        pos += v.length;
+        pos += buf.write(v, pos, "latin1");
       }
       if (pos > 0) yield buf.subarray(0, pos);
     }
@@ -117,7 +137,7 @@ export class FileStateMachine extends AbstractStateMachine<KvResult, Uint8Array,
     const chunks: Buffer[] = [];
     for await (const c of data) chunks.push(Buffer.from(c));
     const b = Buffer.concat(chunks);
-    const map = new Map<string, Uint8Array>();
+    const map = new Map<string, string>();
     let p = 0;
     while (p < b.length) {
       const kl = readVarint(b, p);
@@ -126,7 +146,7 @@ export class FileStateMachine extends AbstractStateMachine<KvResult, Uint8Array,
       p = kl[1] + kl[0];
       const vl = readVarint(b, p);
       if (vl === null || vl[1] + vl[0] > b.length) throw new CorruptionError("kv snapshot", p, "bad value");
-      map.set(k, new Uint8Array(b.subarray(vl[1], vl[1] + vl[0])));
+      map.set(k, b.toString("latin1", vl[1], vl[1] + vl[0]));
       p = vl[1] + vl[0];
     }
     // Swap only once the whole image parsed (and its checksum passed): never a half state.

@@ -72,22 +72,36 @@ export function encodeKvCommand(cmd: KvCommand): Uint8Array {
   return b;
 }
 
-/** Decodes a command; returns a reason string if the bytes are not a valid command. */
-export function decodeKvCommand(b: Uint8Array): KvCommand | string {
+/**
+ * Where a command's parts lie in its bytes (the value, for a put, is
+ * `[keyEnd, length)`), without copying them; a reason string if the bytes are
+ * not a valid command.
+ */
+export function parseKvCommand(
+  b: Uint8Array,
+): { op: KvCommand["op"]; keyStart: number; keyEnd: number } | string {
   if (b.length < 2) return "command too short";
   const kl = readVarint(b, 1);
   if (kl === null) return "bad key length";
-  const [keyLen, p] = kl;
-  if (keyLen > MAX_KEY_BYTES || p + keyLen > b.length) return "key length out of range";
-  const key = b.slice(p, p + keyLen);
+  const [keyLen, keyStart] = kl;
+  const keyEnd = keyStart + keyLen;
+  if (keyLen > MAX_KEY_BYTES || keyEnd > b.length) return "key length out of range";
   switch (b[0]) {
     case OPS.put:
-      return { op: "put", key, value: b.slice(p + keyLen) };
+      return { op: "put", keyStart, keyEnd };
     case OPS.delete:
-      return p + keyLen === b.length ? { op: "delete", key } : "trailing bytes after delete";
+      return keyEnd === b.length ? { op: "delete", keyStart, keyEnd } : "trailing bytes after delete";
     case OPS.get:
-      return p + keyLen === b.length ? { op: "get", key } : "trailing bytes after get";
+      return keyEnd === b.length ? { op: "get", keyStart, keyEnd } : "trailing bytes after get";
     default:
       return `unknown op ${b[0]}`;
   }
+}
+
+/** Decodes a command (key and value copied); returns a reason string if the bytes are not a valid command. */
+export function decodeKvCommand(b: Uint8Array): KvCommand | string {
+  const c = parseKvCommand(b);
+  if (typeof c === "string") return c;
+  const key = b.slice(c.keyStart, c.keyEnd);
+  return c.op === "put" ? { op: "put", key, value: b.slice(c.keyEnd) } : { op: c.op, key };
 }

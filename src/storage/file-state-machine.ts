@@ -41,15 +41,19 @@ function bytes(s: string | undefined): Uint8Array | null {
   return out;
 }
 /** A put's or delete's result: the previous value becomes bytes only if it is read. */
-function withPrevious(op: "put" | "delete", prev: string | undefined): KvResult {
-  let cached: Uint8Array | null | undefined;
-  return {
-    op,
-    get previous() {
-      if (cached === undefined) cached = bytes(prev);
-      return cached;
-    },
-  };
+class WithPrevious {
+  #prev: string | undefined;
+  #bytes: Uint8Array | null | undefined;
+  constructor(
+    readonly op: "put" | "delete",
+    prev: string | undefined,
+  ) {
+    this.#prev = prev;
+  }
+  get previous(): Uint8Array | null {
+    if (this.#bytes === undefined) this.#bytes = bytes(this.#prev);
+    return this.#bytes;
+  }
 }
 const NOOP: KvResult = Object.freeze({ op: "noop" });
 
@@ -95,10 +99,10 @@ export class FileStateMachine extends AbstractStateMachine<KvResult, Uint8Array,
     switch (cmd.op) {
       case "put":
         this.map.set(k, str(e.data, cmd.keyEnd));
-        return withPrevious("put", previous);
+        return new WithPrevious("put", previous);
       case "delete":
         this.map.delete(k);
-        return withPrevious("delete", previous);
+        return new WithPrevious("delete", previous);
       case "get":
         return { op: "get", value: bytes(previous) };
     }

@@ -63,7 +63,10 @@ export function encodeKvCommand(cmd: KvCommand): Uint8Array {
   if (cmd.key.length > MAX_KEY_BYTES)
     throw new InvalidArgumentError(`key is ${cmd.key.length} bytes (max ${MAX_KEY_BYTES})`);
   const valueBytes = cmd.op === "put" ? cmd.value.length : 0;
-  const b = new Uint8Array(1 + varintSize(cmd.key.length) + cmd.key.length + valueBytes);
+  // From Node's shared buffer pool (every byte is written below): a command
+  // lives as long as its log entry, and entries are dropped in order, so
+  // pooled slabs are freed in order too; a buffer of its own would cost ~1 µs.
+  const b = Buffer.allocUnsafe(1 + varintSize(cmd.key.length) + cmd.key.length + valueBytes);
   b[0] = OPS[cmd.op];
   let p = writeVarint(b, 1, cmd.key.length);
   b.set(cmd.key, p);
@@ -102,6 +105,7 @@ export function parseKvCommand(
 export function decodeKvCommand(b: Uint8Array): KvCommand | string {
   const c = parseKvCommand(b);
   if (typeof c === "string") return c;
-  const key = b.slice(c.keyStart, c.keyEnd);
-  return c.op === "put" ? { op: "put", key, value: b.slice(c.keyEnd) } : { op: c.op, key };
+  // Plain Uint8Array copies, whatever `b` is (a Buffer's own slice is a view).
+  const key = new Uint8Array(b.subarray(c.keyStart, c.keyEnd));
+  return c.op === "put" ? { op: "put", key, value: new Uint8Array(b.subarray(c.keyEnd)) } : { op: c.op, key };
 }

@@ -51,10 +51,15 @@ describe("KV command encoding", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 50 }), (b) => {
         const r = decodeKvCommand(b);
-        if (typeof r !== "string") assert.deepEqual(encodeKvCommand(r), b);
+        if (typeof r !== "string") assert.deepEqual(new Uint8Array(encodeKvCommand(r)), b);
       }),
     );
     assert.deepEqual([...encodeKvCommand({ op: "put", key: enc("k"), value: enc("v") })], [1, 1, 107, 118]);
+    // Decoding copies, whatever the input (a Buffer's slice would be a view).
+    const src = Buffer.from(encodeKvCommand({ op: "put", key: enc("k"), value: enc("v") }));
+    const d = decodeKvCommand(src) as { key: Uint8Array; value: Uint8Array };
+    src.fill(0);
+    assert.deepEqual([...d.key, ...d.value], [107, 118]);
   });
 });
 

@@ -171,8 +171,8 @@ async function measureFloor(
   };
 }
 
-function meanFloor(a: Floor, b: Floor): Floor {
-  const m = (k: keyof Floor) => (a[k] + b[k]) / 2;
+function meanFloor(floors: readonly Floor[]): Floor {
+  const m = (k: keyof Floor) => floors.reduce((a, f) => a + f[k], 0) / floors.length;
   return {
     fdatasyncMs: m("fdatasyncMs"),
     fdatasyncAppendMs: m("fdatasyncAppendMs"),
@@ -261,7 +261,7 @@ export async function main(args: string[]): Promise<void> {
         keySpace: 10_000,
       });
       const rss = await Promise.all(children.map((c) => call(c, { cmd: "status" })));
-      const floor = meanFloor(before, await measureFloor(dir, echo));
+      const floor = meanFloor([before, await measureFloor(dir, echo)]);
       floors.push(floor);
       const floorMs = floor.fdatasyncMs + floor.rttMs;
       rows.push({
@@ -286,12 +286,12 @@ export async function main(args: string[]): Promise<void> {
     }
     printTable("embedded", rows);
     if (floors.length > 0) {
-      const avg = (k: keyof Floor) => r3(floors.reduce((a, f) => a + f[k], 0) / floors.length);
+      const mean = meanFloor(floors);
       const floor = {
-        fdatasyncMs: avg("fdatasyncMs"),
-        loopbackRttMs: avg("rttMs"),
-        fdatasyncAppendMs: avg("fdatasyncAppendMs"),
-        loopbackRttInProcessMs: avg("rttInProcessMs"),
+        fdatasyncMs: r3(mean.fdatasyncMs),
+        loopbackRttMs: r3(mean.rttMs),
+        fdatasyncAppendMs: r3(mean.fdatasyncAppendMs),
+        loopbackRttInProcessMs: r3(mean.rttInProcessMs),
         fdatasync3AtOnceMs: r3(sync3Ms),
       };
       console.log(

@@ -191,12 +191,7 @@ export class Reader {
 
   /** A length-prefixed byte string, copied so it never pins the frame buffer. */
   bytes(what: string): Uint8Array {
-    const n = this.varint(`${what} length`);
-    this.need(n, what);
-    const out = new Uint8Array(n);
-    out.set(this.buf.subarray(this.pos, this.pos + n));
-    this.pos += n;
-    return out;
+    return new Uint8Array(this.bytesView(what));
   }
 
   /**

@@ -76,10 +76,27 @@ function settled<T>(p: Promise<T>, ms = 5000): Promise<{ ok: true; value: T } | 
   ]);
 }
 
-async function withStore(fn: (dir: string, store: InstanceType<typeof FileStorageEngine>) => Promise<void>) {
-  const dir = await mkdtemp(join(tmpdir(), "tsraft-io-"));
+type Store = InstanceType<typeof FileStorageEngine>;
+
+async function openStore(dir: string): Promise<Store> {
   const store = new FileStorageEngine({ dir, segmentSizeBytes: 256 * 1024, logger: quiet });
   await store.open();
+  return store;
+}
+
+/** Two synced entries, then a batch (append + sync) written while `fault` is injected. */
+async function batchUnder(store: Store, fault: "failFdatasync" | "failWritev") {
+  await store.append(entries(1, 2));
+  await store.sync();
+  io[fault] = true;
+  const r = await settled(Promise.all([store.append(entries(3, 2)), store.sync()]));
+  assert.equal(r.ok, false);
+  return r;
+}
+
+async function withStore(fn: (dir: string, store: Store) => Promise<void>) {
+  const dir = await mkdtemp(join(tmpdir(), "tsraft-io-"));
+  const store = await openStore(dir);
   try {
     await fn(dir, store);
   } finally {
@@ -103,8 +120,7 @@ describe("file engine: I/O failures and write timing", () => {
       assert.equal(io.fdatasyncCalls, before + 1, "fdatasync issued within sync()");
       await Promise.all([appended, synced]);
       await store.close();
-      const again = new FileStorageEngine({ dir, segmentSizeBytes: 256 * 1024, logger: quiet });
-      await again.open();
+      const again = await openStore(dir);
       assert.equal(again.lastIndex(), 8);
       assert.deepEqual(
         new Uint8Array(again.entries(4, 9, Number.MAX_SAFE_INTEGER)[4]!.data),
@@ -129,11 +145,7 @@ describe("file engine: I/O failures and write timing", () => {
 
   it("a failing fdatasync rejects the sync that waits on it (no hang) and every later write", async () => {
     await withStore(async (dir, store) => {
-      await store.append(entries(1, 2));
-      await store.sync();
-      io.failFdatasync = true;
-      const r = await settled(Promise.all([store.append(entries(3, 2)), store.sync()]));
-      assert.equal(r.ok, false);
+      const r = await batchUnder(store, "failFdatasync");
       assert.ok(!r.ok && r.err instanceof StorageError, `a StorageError, got ${!r.ok && String(r.err)}`);
       assert.match(String(!r.ok && r.err), /fdatasync/);
       io.failFdatasync = false;
@@ -141,8 +153,7 @@ describe("file engine: I/O failures and write timing", () => {
       assert.equal(later.ok, false, "the store stays failed until reopened");
       await store.close().catch(() => {});
       // Reopened: what was synced is there; the rest may or may not be, never torn.
-      const again = new FileStorageEngine({ dir, segmentSizeBytes: 256 * 1024, logger: quiet });
-      await again.open();
+      const again = await openStore(dir);
       assert.ok(again.lastIndex() >= 2 && again.lastIndex() <= 4, `last index ${again.lastIndex()}`);
       await again.close();
     });
@@ -150,11 +161,7 @@ describe("file engine: I/O failures and write timing", () => {
 
   it("a failing write rejects the sync queued behind it and the store fails stop", async () => {
     await withStore(async (_dir, store) => {
-      await store.append(entries(1, 2));
-      await store.sync();
-      io.failWritev = true;
-      const r = await settled(Promise.all([store.append(entries(3, 2)), store.sync()]));
-      assert.equal(r.ok, false);
+      const r = await batchUnder(store, "failWritev");
       assert.match(String(!r.ok && r.err), /writing .*wal/);
       io.failWritev = false;
       assert.equal((await settled(store.sync())).ok, false);

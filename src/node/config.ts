@@ -132,7 +132,7 @@ export const NODE_CONFIG_SCHEMA = {
       type: "int",
       default: 10_000,
       min: 1,
-      doc: "a proposal not applied by then fails with TimeoutError",
+      doc: "a proposal (a write or a membership change) not applied by then fails with TimeoutError",
     },
     readyTimeoutMs: {
       type: "int",

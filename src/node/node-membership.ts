@@ -31,6 +31,7 @@ const JOIN_RPC_TIMEOUT_MS = 10_000;
 
 interface Waiter {
   readonly term: number;
+  readonly deadlineMs: number;
   resolve(cs: ConfState): void;
   reject(e: Error): void;
 }
@@ -171,10 +172,23 @@ export class Membership<R, Q, A> {
     } catch (e) {
       throw e instanceof NotLeaderError ? n.notLeader() : e;
     }
+    // Waiters at or above this index belong to a term this node lost and regained
+    // leadership since: their entries were cut from its log, never to commit.
+    this.dropWaiters((i) => i >= pos.index, `was replaced in term ${pos.term}`);
     n.schedule();
+    const deadlineMs = Date.now() + n.config.limits.proposalTimeoutMs;
     return new Promise<ConfState>((resolve, reject) => {
-      this.waiters.set(pos.index, { term: pos.term, resolve, reject });
+      this.waiters.set(pos.index, { term: pos.term, deadlineMs, resolve, reject });
     });
+  }
+
+  /**
+   * Entries up to `index` are applied (or covered by a snapshot): a waiter
+   * still here lost its index to an entry that is not its change (a new
+   * leader's), or cannot learn its outcome.
+   */
+  settleUpTo(index: number, why: string): void {
+    if (this.waiters.size > 0) this.dropWaiters((i) => i <= index, why);
   }
 
   /** A ConfChange entry was applied (after the core took it in, in advance()). */
@@ -222,6 +236,12 @@ export class Membership<R, Q, A> {
   /** Leader: promote learners that stayed within `promoteWithinEntries` of the commit for `promoteAfterMs`. */
   onTick(): void {
     const n = this.node;
+    const now = Date.now();
+    for (const [i, w] of this.waiters) {
+      if (w.deadlineMs > now) continue;
+      this.waiters.delete(i);
+      w.reject(new TimeoutError(`membership change at index ${i}`, n.config.limits.proposalTimeoutMs));
+    }
     const rule = n.config.membership;
     if (!rule.autoPromote || this.promoting) return;
     const st = n.raw.status();
@@ -229,7 +249,6 @@ export class Membership<R, Q, A> {
       this.caughtUpSince.clear();
       return;
     }
-    const now = Date.now();
     for (const p of st.progress) {
       if (!p.learner) continue;
       // Still probing or receiving a snapshot is not caught up, however short the log is.
@@ -266,6 +285,14 @@ export class Membership<R, Q, A> {
       if (!best || p.match > best.match) best = { id: p.id, match: p.match };
     }
     return best?.id;
+  }
+
+  private dropWaiters(at: (index: number) => boolean, why: string): void {
+    for (const [i, w] of this.waiters) {
+      if (!at(i)) continue;
+      this.waiters.delete(i);
+      w.reject(new ProposalDroppedError("stepped-down", `index ${i} ${why}`));
+    }
   }
 
   stop(): void {

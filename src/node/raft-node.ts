@@ -541,6 +541,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       this.emit("membershipChange", { confState: cs, index: e.index });
     }
     this.confChangesApplied = [];
+    this.membership.settleUpTo(this.appliedIndex, "was applied as another entry");
     this.snapshots.startDue();
   }
 
@@ -600,6 +601,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   afterSnapshotInstall(index: number): void {
     this.appliedIndex = index;
     this.proposals.supersededUpTo(index);
+    this.membership.settleUpTo(index, "was covered by a snapshot; outcome unknown");
   }
 
   private onSoftState(leader: NodeId, role: Role): void {

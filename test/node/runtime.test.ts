@@ -6,7 +6,12 @@
 
 import assert from "node:assert/strict";
 import { after, describe, it, type TestContext } from "node:test";
-import { NotLeaderError, ResourceExhaustedError, TimeoutError } from "../../src/errors.ts";
+import {
+  NotLeaderError,
+  ProposalDroppedError,
+  ResourceExhaustedError,
+  TimeoutError,
+} from "../../src/errors.ts";
 import type { NodeConfigInput } from "../../src/node/config.ts";
 import type { NodeEvents } from "../../src/node/raft-node.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
@@ -192,6 +197,56 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     m.net.heal();
     await waitFor("the old leader follows", () => leader.status().leader === next.id, 5000);
     assert.equal(dec(await leader.read(enc("k"))), "v3");
+  });
+
+  it("a cut-off leader's pending write and membership change fail (never hang) once a new leader takes their indexes", async (t) => {
+    const m = await memCluster3(t, 3, { limits: { proposalTimeoutMs: 60_000 } });
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    const [f1, f2] = m.nodes.filter((n) => n !== leader) as [KvNode, KvNode];
+    await leader.propose(put("k", "v1"));
+    m.net.partition([leader.id], [f1.id, f2.id]);
+    // Accepted into the cut-off leader's log, never committed there.
+    const write = leader.propose(put("k", "lost"));
+    const change = leader.addLearner(9, "127.0.0.1:9");
+    const settled = (p: Promise<unknown>) =>
+      p.then(
+        () => "resolved",
+        (e: unknown) => e,
+      );
+    const outcomes = Promise.all([settled(write), settled(change)]);
+    const next = await waitFor("a new leader", () => leaderOf([f1, f2]), 5000);
+    for (let i = 0; i < 5; i++) await next.propose(put(`n${i}`, `${i}`));
+    m.net.heal();
+    await waitFor("the old leader follows", () => leader.status().leader === next.id, 5000);
+    // The new leader's entries replaced both: they are answered well before their 60 s timeout.
+    const [w, c] = await Promise.race([
+      outcomes,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("still pending after 5 s")), 5000)),
+    ]);
+    assert.ok(w instanceof ProposalDroppedError, `write: ${String(w)}`);
+    assert.ok(c instanceof ProposalDroppedError, `membership change: ${String(c)}`);
+    assert.equal(dec(await leader.read(enc("k"))), "v1");
+    assert.deepEqual(
+      leader.status().members.map((mm) => mm.id),
+      [1, 2, 3],
+    );
+  });
+
+  it("a membership change that cannot commit times out like a write (limits.proposalTimeoutMs)", {
+    timeout: 10_000,
+  }, async (t) => {
+    const m = await memCluster3(t, 3, { limits: { proposalTimeoutMs: 400 } });
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    m.net.partition(
+      [leader.id],
+      m.nodes.filter((n) => n !== leader).map((n) => n.id),
+    );
+    const t0 = Date.now();
+    await assert.rejects(leader.addLearner(9, "127.0.0.1:9"), TimeoutError);
+    assert.ok(Date.now() - t0 >= 400);
+    m.net.heal();
   });
 
   it("transferLeadership hands over to the chosen voter; a follower cannot", async (t) => {

@@ -3,13 +3,18 @@
  * 3 nodes as 3 processes on loopback, file storage with fdatasync, 256 B writes
  * proposed on the leader (inside its process), after an unreported warm-up, at
  * concurrency 1, 64, 256, 512 and 1024. Reports ops/s, p50, p99, RSS per
- * node and the CPU time of the three node processes per write, and beside each row the single-writer floor measured right before and
- * after it: one durable 256 B write on the same disk plus one loopback round
+ * node, the CPU time of the three node processes per write (and the leader's
+ * share of it), and beside each row the single-writer floor measured right
+ * before and after it: one durable 256 B write on the same disk plus one loopback round
  * trip between two processes; then whether the issue's targets are met
  * (p50 at concurrency 1 within 2 × the floor; ≥ 50,000 writes/s with p99 <
  * 20 ms from concurrency 256 up). For reference it also prints an appending
  * write, a round trip within one process, and one fdatasync while three
  * threads sync at once (as the three nodes do on this one disk).
+ *
+ * For investigations: TSRAFT_BENCH_NODE_FLAGS="--trace-gc" passes Node/V8
+ * flags to the node processes; TSRAFT_BENCH_PROF_DIR=dir writes a CPU profile
+ * per node process.
  */
 
 import { type ChildProcess, fork, spawn } from "node:child_process";
@@ -208,7 +213,13 @@ export async function main(args: string[]): Promise<void> {
     for (let k = 0; k < 3; k++) {
       // TSRAFT_BENCH_PROF_DIR=dir writes a CPU profile per node process (for finding hot spots).
       const prof = process.env.TSRAFT_BENCH_PROF_DIR;
-      const execArgv = ["--import", "tsx", ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [])];
+      const flags = (process.env.TSRAFT_BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+      const execArgv = [
+        "--import",
+        "tsx",
+        ...flags,
+        ...(prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : []),
+      ];
       children.push(fork(NODE_SCRIPT, [], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] }));
     }
     await Promise.all(
@@ -251,35 +262,33 @@ export async function main(args: string[]): Promise<void> {
     ] as const) {
       if (only && !only.has(concurrency)) continue;
       // The floor is measured right before and after the row (the machine's speed drifts).
+      const n = Math.round(ops * scale);
       const before = await measureFloor(dir, echo);
       const cpuBefore = await Promise.all(children.map((c) => call(c, { cmd: "status" })));
       const r = await call(leader, {
         cmd: "run",
         concurrency,
-        ops: Math.round(ops * scale),
+        ops: n,
         valueBytes: 256,
         keySpace: 10_000,
       });
       const rss = await Promise.all(children.map((c) => call(c, { cmd: "status" })));
+      const cpuUs = rss.map((st, k) => (st.cpuUs as number) - (cpuBefore[k]!.cpuUs as number));
       const floor = meanFloor([before, await measureFloor(dir, echo)]);
       floors.push(floor);
       const floorMs = floor.fdatasyncMs + floor.rttMs;
       rows.push({
         writes: asyncStorageWrites ? "async" : "sync",
         concurrency,
-        ops: Math.round(ops * scale),
+        ops: n,
         opsPerSec: r.opsPerSec as number,
         p50Ms: r.p50Ms as number,
         p99Ms: r.p99Ms as number,
         errors: r.errors as number,
         rssMBPerNode: rss.map((s) => Math.round((s.rssBytes as number) / 1e6)).join("/"),
         // CPU of the three node processes per write (far steadier than latency on a shared VM).
-        cpuUsPerOp: Number(
-          (
-            rss.reduce((a, s, k) => a + (s.cpuUs as number) - (cpuBefore[k]!.cpuUs as number), 0) /
-            Math.round(ops * scale)
-          ).toFixed(1),
-        ),
+        cpuUsPerOp: Number((cpuUs.reduce((a, x) => a + x, 0) / n).toFixed(1)),
+        leaderCpuUsPerOp: Number((cpuUs[children.indexOf(leader)]! / n).toFixed(1)),
         floorMs: r3(floorMs),
         p50PerFloor: Number(((r.p50Ms as number) / floorMs).toFixed(2)),
       });

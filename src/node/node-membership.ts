@@ -296,8 +296,13 @@ export class Membership<R, Q, A> {
   }
 
   stop(): void {
+    this.failAll(new StoppedError());
+  }
+
+  /** Stops joining and promoting; pending changes fail with `e` (a storage failure, or stopping). */
+  failAll(e: Error): void {
     this.stopped = true;
-    for (const w of this.waiters.values()) w.reject(new StoppedError());
+    for (const w of this.waiters.values()) w.reject(e);
     this.waiters.clear();
   }
 }

@@ -628,6 +628,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.state = "stopping";
     this.proposals.failAll(e);
     this.reads.failAll(e);
+    this.membership.failAll(e);
     this.emit("fatal", e);
   }
 }

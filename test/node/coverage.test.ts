@@ -459,7 +459,7 @@ describe("runtime coverage", () => {
   // ---------------------------------------------------------------------------
   // 6. Fatal storage error
   // ---------------------------------------------------------------------------
-  it("a LogStore sync() failure is fail-stop: fatal, pending proposals fail with it, run() resolves, no ack after", async (t) => {
+  it("a LogStore sync() failure is fail-stop: fatal, pending proposals and membership changes fail with it, run() resolves, no ack after", async (t) => {
     const dir = join(tmp.dir, `fatal${++seq}`);
     const engine = new FileStorageEngine({ dir: join(dir, "storage") });
     const boom = new Error("injected: sync failed (EIO)");
@@ -497,8 +497,13 @@ describe("runtime coverage", () => {
         (e: unknown) => errors.push(e),
       ),
     );
+    const change = n.addLearner(2, memAddress(2)).then(
+      () => "applied",
+      (e: unknown) => e,
+    );
     await running; // resolved by the fatal error, not by the signal
     await Promise.all(pending);
+    assert.equal(await change, boom, "a pending membership change fails with the storage error too");
     assert.equal(fatal.length >= 1, true, "fatal emitted");
     assert.equal(fatal[0], boom);
     assert.deepEqual(acks, [], "nothing acknowledged once sync failed");

@@ -22,6 +22,12 @@ export const FRAME_HEADER_BYTES = 4;
 export const MAX_NAME_BYTES = 256;
 /** Error messages crossing the wire are truncated to this. */
 export const MAX_ERROR_MESSAGE_BYTES = 4096;
+/**
+ * The largest frame a connection accepts before its handshake is done (a
+ * refusal, the largest handshake frame, is ~4.4 KiB): a stranger that never
+ * identified itself cannot make a node buffer a full maxFrameBytes.
+ */
+export const MAX_HANDSHAKE_FRAME_BYTES = 8192;
 
 export const FrameKind = {
   Hello: 1,
@@ -233,12 +239,18 @@ export function decodeFrame(body: Uint8Array): Frame {
  * stream).
  */
 export class FrameDecoder {
-  private readonly maxFrameBytes: number;
+  private maxFrameBytes: number;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private failed: ProtocolError | null = null;
 
   constructor(maxFrameBytes: number) {
+    this.maxFrameBytes = 0;
+    this.setMaxFrameBytes(maxFrameBytes);
+  }
+
+  /** Raises or lowers the limit for the frames still to come (e.g. once a handshake is done). */
+  setMaxFrameBytes(maxFrameBytes: number): void {
     if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes < 2 || maxFrameBytes > 0xffffffff) {
       throw new RangeError(`maxFrameBytes must be an integer in [2, 2^32-1], got ${maxFrameBytes}`);
     }

@@ -39,11 +39,24 @@ export function validateMethod(method: string): void {
   }
 }
 
+/** The longest delay a Node timer keeps (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function validateRequestOptions(o: RequestOptions): void {
-  if (!o || !Number.isSafeInteger(o.timeoutMs) || o.timeoutMs <= 0) {
+  if (!o || !Number.isSafeInteger(o.timeoutMs) || o.timeoutMs <= 0 || o.timeoutMs > MAX_TIMER_MS) {
     throw new InvalidArgumentError(
-      `request timeoutMs must be a positive integer, got ${String(o?.timeoutMs)}`,
+      `request timeoutMs must be an integer in [1, ${MAX_TIMER_MS}], got ${safeText(o?.timeoutMs)}`,
     );
+  }
+}
+
+/** Text for any value (a thrown one, an option), even one String() cannot convert (a null-prototype object). */
+export function safeText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  try {
+    return String(err);
+  } catch {
+    return `unprintable ${typeof err} thrown`;
   }
 }
 
@@ -98,7 +111,7 @@ export class RpcClient {
       try {
         send(id);
       } catch (err) {
-        this.fail(id, err instanceof Error ? err : new Error(String(err)));
+        this.fail(id, err instanceof Error ? err : new Error(safeText(err)));
       }
     });
   }
@@ -168,8 +181,11 @@ export class RpcServer {
       if (err instanceof TsraftError)
         return { kind: "response", id, ok: false, code: err.code, message: err.message };
       // Not one of ours: a bug in the handler. Log it here, where the stack is.
-      this.logger.error({ err, method: ctx.method, from: ctx.from }, "RPC handler failed");
-      const message = err instanceof Error ? err.message : String(err);
+      const message = safeText(err);
+      this.logger.error(
+        { err: err instanceof Error ? err : message, method: ctx.method, from: ctx.from },
+        "RPC handler failed",
+      );
       return { kind: "response", id, ok: false, code: RPC_INTERNAL, message };
     }
   }

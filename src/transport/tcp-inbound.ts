@@ -13,11 +13,12 @@ import {
   encodeFrame,
   type Frame,
   FrameDecoder,
+  MAX_HANDSHAKE_FRAME_BYTES,
   PROTOCOL_VERSION,
   type RequestFrame,
 } from "./frame.ts";
 import type { ResolvedTcpOptions } from "./options.ts";
-import { RPC_BUSY, type RpcServer } from "./rpc.ts";
+import { RPC_BUSY, type RpcServer, safeText } from "./rpc.ts";
 import type { PeerMetrics } from "./transport.ts";
 
 export interface InboundHost {
@@ -45,7 +46,8 @@ export class InboundConnection {
   ) {
     const o = host.options;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.decoder = new FrameDecoder(o.maxFrameBytes);
+    // Until the dialer has identified itself, only handshake-sized frames.
+    this.decoder = new FrameDecoder(Math.min(o.maxFrameBytes, MAX_HANDSHAKE_FRAME_BYTES));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     this.handshakeTimer = setTimeout(() => this.abort("handshake timed out"), o.handshakeTimeoutMs);
@@ -128,6 +130,7 @@ export class InboundConnection {
       return;
     }
     this.clearHandshakeTimer();
+    this.decoder.setMaxFrameBytes(o.maxFrameBytes);
     this.peer = frame.from;
     this.socket.write(encodeFrame({ kind: "helloOk", version: PROTOCOL_VERSION, nodeId: o.nodeId }));
     o.logger.debug({ remote: this.remote, peer: this.peer }, "accepted connection from peer");
@@ -164,6 +167,11 @@ export class InboundConnection {
           return;
         }
         this.respond(resp);
+      })
+      .catch((err: unknown) => {
+        // dispatch() answers every handler failure itself; reaching here is a bug in it.
+        o.logger.error({ err: safeText(err), peer: this.peer }, "RPC dispatch failed; closing");
+        this.abort("internal error in RPC dispatch", "error");
       });
   }
 

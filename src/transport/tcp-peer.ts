@@ -11,7 +11,14 @@ import net from "node:net";
 import tls from "node:tls";
 import { HandshakeError, PeerUnreachableError, ProtocolError } from "../errors.ts";
 import type { NodeId } from "../raft/types.ts";
-import { decodeFrame, encodeFrame, FrameDecoder, PROTOCOL_VERSION, type ResponseFrame } from "./frame.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FrameDecoder,
+  MAX_HANDSHAKE_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  type ResponseFrame,
+} from "./frame.ts";
 import { backoffDelayMs, parseAddress, type ResolvedTcpOptions } from "./options.ts";
 import type { PeerMetrics, PeerState, PeerStatus, UnreachableReason } from "./transport.ts";
 
@@ -35,6 +42,8 @@ export class OutboundPeer {
   state: PeerState = "connecting";
   private socket: net.Socket | null = null;
   private handshaken = false;
+  /** The current connection's frame decoder. */
+  private decoder: FrameDecoder | null = null;
   private queue: QueuedFrame[] = [];
   private queueHead = 0;
   private queuedBytes = 0;
@@ -106,7 +115,9 @@ export class OutboundPeer {
     this.setTimer(o.connectTimeoutMs + o.handshakeTimeoutMs, () =>
       this.fail(socket, `connect/handshake to ${this.address} timed out`),
     );
-    const decoder = new FrameDecoder(o.maxFrameBytes);
+    // Until the peer has answered the handshake, only handshake-sized frames.
+    const decoder = new FrameDecoder(Math.min(o.maxFrameBytes, MAX_HANDSHAKE_FRAME_BYTES));
+    this.decoder = decoder;
     socket.on("data", (chunk: Buffer) => {
       try {
         decoder.push(chunk, (body) => this.onFrame(socket, body));
@@ -157,6 +168,7 @@ export class OutboundPeer {
         return;
       }
       this.handshaken = true;
+      this.decoder?.setMaxFrameBytes(this.owner.options.maxFrameBytes);
       this.state = "connected";
       this.attempts = 0;
       this.lastError = undefined;

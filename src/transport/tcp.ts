@@ -53,6 +53,8 @@ export class TcpTransport implements Transport {
   private readonly messageHandlers = new Set<MessageHandler>();
   private readonly unreachableHandlers = new Set<UnreachableHandler>();
   private server: net.Server | null = null;
+  /** The TCP sockets under inbound TLS connections: close() cuts those still in their TLS handshake. */
+  private readonly tlsSockets = new Set<net.Socket>();
   private lifecycle: Lifecycle = "new";
   private closing: Promise<void> | null = null;
   private readonly peerHost: PeerHost;
@@ -94,10 +96,18 @@ export class TcpTransport implements Transport {
             ca: o.tls.ca,
             requestCert: o.tls.requireClientCert ?? true,
             rejectUnauthorized: o.tls.requireClientCert ?? true,
+            // A client that never completes TLS is cut off like one that never says hello.
+            handshakeTimeout: o.handshakeTimeoutMs,
           },
           onSocket,
         )
       : net.createServer(onSocket);
+    if (o.tls) {
+      server.on("connection", (raw: net.Socket) => {
+        this.tlsSockets.add(raw);
+        raw.once("close", () => this.tlsSockets.delete(raw));
+      });
+    }
     server.maxConnections = o.maxInboundConnections;
     // A TLS failure is the dialer's problem; log it once here, never crash.
     server.on("tlsClientError", (err: Error, socket: tls.TLSSocket) => {
@@ -105,16 +115,23 @@ export class TcpTransport implements Transport {
         { remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message },
         "TLS handshake failed",
       );
+      // Node leaves the socket open after some of these (a handshake timeout): nothing more can come of it.
+      socket.destroy();
     });
     server.on("error", (err) => o.logger.error({ err: err.message }, "transport server error"));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
+      // close() before the port is bound: the listen callback never comes.
+      const onClose = () => reject(new StoppedError("transport"));
       server.once("error", reject);
+      server.once("close", onClose);
       server.listen({ host, port }, () => {
         server.off("error", reject);
+        server.off("close", onClose);
         resolve();
       });
     });
+    if (this.lifecycle !== "starting") throw new StoppedError("transport");
     this.lifecycle = "running";
     o.logger.info({ nodeId: this.nodeId, listen: this.listenAddress(), tls: !!o.tls }, "transport listening");
     for (const p of this.peerMap.values()) p.connect();
@@ -289,6 +306,8 @@ export class TcpTransport implements Transport {
     // Flush outbound queues first (bounded by closeTimeoutMs each, concurrently).
     await Promise.all([...this.peerMap.values()].map((p) => p.close(true)));
     await Promise.all([...this.inbound].map((c) => c.end(o.closeTimeoutMs)));
+    // What is left never finished its TLS handshake: nothing to flush.
+    for (const raw of this.tlsSockets) raw.destroy();
     await serverClosed;
     this.peerMap.clear();
     this.messageHandlers.clear();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -91,6 +92,18 @@ for (const [name, makePair] of [
         message: /oops/,
       });
       await assert.rejects(a.request(2, "nope", enc(""), { timeoutMs: 2000 }), { code: RPC_NO_HANDLER });
+      // A thrown value String() cannot convert must not take the process down.
+      b.handle("weird", () => {
+        throw Object.create(null);
+      });
+      await assert.rejects(a.request(2, "weird", enc(""), { timeoutMs: 2000 }), {
+        code: "TSRAFT_ERR_RPC_INTERNAL",
+        message: /unprintable object thrown/,
+      });
+      assert.equal(
+        dec(await a.request(2, "propose", enc("x"), { timeoutMs: 2000 }).catch(() => enc("still up"))),
+        "still up",
+      );
     });
 
     it("times out, bounds outstanding requests, and fails with StoppedError on close", async () => {
@@ -128,6 +141,11 @@ for (const [name, makePair] of [
       });
       await assert.rejects(a.request(2, "x", enc(""), { timeoutMs: 0 }), {
         code: "TSRAFT_ERR_INVALID_ARGUMENT",
+      });
+      // Beyond what a Node timer keeps (it would fire after 1 ms): refused, not a near-instant timeout.
+      await assert.rejects(a.request(2, "x", enc(""), { timeoutMs: 2 ** 31 }), {
+        code: "TSRAFT_ERR_INVALID_ARGUMENT",
+        message: /2147483647/,
       });
     });
   });
@@ -205,6 +223,38 @@ describe("TLS", () => {
     await waitFor(() => reasons.length > 0, "TLS failure reported");
     assert.notEqual(a.peers()[0]!.state, "connected");
     await waitFor(() => logB.has("warn", /TLS handshake failed/), "server logs the TLS failure");
+  });
+
+  it("cuts a client that never completes its TLS handshake, and close() does not wait for it", {
+    skip,
+  }, async () => {
+    const b = new TcpTransport({
+      nodeId: 2,
+      clusterId: "rpc",
+      listen: "127.0.0.1:0",
+      tls: creds!,
+      handshakeTimeoutMs: 300,
+    });
+    open.push(b);
+    await b.start();
+    const [host, port] = b.listenAddress().split(":");
+    const connectIdle = async () => {
+      const s = net.connect({ host: host!, port: Number(port) });
+      await new Promise<void>((r) => s.once("connect", () => r()));
+      s.on("error", () => {});
+      return s;
+    };
+    // Says nothing: cut after handshakeTimeoutMs, not Node's TLS default of 120 s.
+    const idle = await connectIdle();
+    const t0 = Date.now();
+    await new Promise<void>((r) => idle.once("close", () => r()));
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 250 && waited < 5000, `cut after ${waited} ms`);
+    // close() with a silent client connected returns at once instead of waiting for it.
+    await connectIdle();
+    const t1 = Date.now();
+    await b.close();
+    assert.ok(Date.now() - t1 < 250, `close() took ${Date.now() - t1} ms`);
   });
 
   it("a plaintext dialer cannot talk to a TLS node", { skip }, async () => {

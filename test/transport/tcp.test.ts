@@ -144,6 +144,46 @@ describe("TcpTransport", () => {
     assert.equal(b.received.length, 0);
   });
 
+  it("before the handshake only handshake-sized frames are accepted, on both sides", async () => {
+    // A stranger announcing a 1 MiB first frame is cut at once (not after buffering it).
+    const b = await node(2, { handshakeTimeoutMs: 10_000 });
+    const [host, port] = b.t.listenAddress().split(":");
+    const s = net.connect({ host: host!, port: Number(port) });
+    s.on("error", () => {});
+    await new Promise<void>((r) => s.once("connect", () => r()));
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(1 << 20);
+    s.write(header);
+    s.write(Buffer.alloc(64 * 1024));
+    await closed(s);
+    assert.ok(b.logger.has("error", /1048576 bytes exceeds maxFrameBytes \(8192\)/));
+    // A "peer" that answers our hello with a huge frame: the dialer drops the connection.
+    const fake = net.createServer((c) => {
+      c.on("error", () => {});
+      c.write(header);
+    });
+    await new Promise<void>((r) => fake.listen(0, "127.0.0.1", () => r()));
+    try {
+      const a = await node(1, { handshakeTimeoutMs: 10_000 });
+      a.t.addPeer(3, `127.0.0.1:${(fake.address() as net.AddressInfo).port}`);
+      a.t.send([{ type: "timeoutNow", from: 1, to: 3, term: 1 }]);
+      await waitFor(
+        () => a.logger.has("error", /exceeds maxFrameBytes \(8192\)/),
+        "dialer refuses the frame",
+      );
+      a.t.removePeer(3);
+    } finally {
+      fake.close();
+    }
+  });
+
+  it("close() while start() is binding: start() rejects with StoppedError, close() completes", async () => {
+    const t = new TcpTransport({ nodeId: 1, clusterId: "test", listen: "127.0.0.1:0" });
+    const started = t.start();
+    await t.close();
+    await assert.rejects(started, { code: "TSRAFT_ERR_STOPPED" });
+  });
+
   it("refuses to send a message larger than maxFrameBytes and reports it", async () => {
     const { a, b } = await pair({ maxFrameBytes: 4096 });
     const huge: Message = {

@@ -490,6 +490,10 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    // Bound the writes in flight (asynchronous writes): beyond it, wait for them (storage is
+    // the bottleneck anyway). Wait here, before this Ready joins the chain: its own link waits
+    // for its advance(), below, so waiting on a chain that holds it would never end.
+    if (this.asyncWrites && this.writesPending >= MAX_WRITES_IN_FLIGHT) await this.writesInFlight;
     this.send(rd.messagesNow);
     if (rd.snapshot) {
       // A snapshot replaces the log: let the writes it supersedes land first.
@@ -502,6 +506,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     // A commit-index-only change needs no fsync: a lost commit index is recomputed after a restart.
     if (rd.mustSync) writes.push(this.logStore.sync());
     let markAdvanced = (): void => {};
+    let advancedOk = false;
     if (this.asyncWrites) {
       // The write proceeds while this loop goes on to apply and take the next Ready; its
       // messages leave once it (and every write before it) is durable, and not before the
@@ -515,25 +520,29 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
         await written;
         await advanced;
         this.writesPending--;
-        if (this.state === "stopped") return;
+        // A Ready the loop gave up on (it failed before advance(): fail-stop) sends nothing.
+        if (this.state === "stopped" || !advancedOk) return;
         this.send(rd.messages);
         this.raw.persisted(rd);
         this.schedule();
       });
       this.writesInFlight.catch((e: unknown) => void this.fatal(e as Error));
-      // Bound the writes in flight: beyond it, wait (storage is the bottleneck anyway).
-      if (this.writesPending >= MAX_WRITES_IN_FLIGHT) await this.writesInFlight;
     } else {
       await Promise.all(writes);
       this.send(rd.messages);
     }
-    if (rd.softState) this.onSoftState(rd.softState.leader, rd.softState.role);
-    if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
-    for (const rs of rd.readStates) this.reads.confirmed(rs.ctx, rs.index);
-    for (const d of rd.droppedReads) this.reads.dropped(d.ctx, d.reason);
-    this.reads.serve(this.appliedIndex);
-    this.raw.advance();
-    markAdvanced();
+    try {
+      if (rd.softState) this.onSoftState(rd.softState.leader, rd.softState.role);
+      if (rd.committedEntries.length > 0) await this.apply(rd.committedEntries);
+      for (const rs of rd.readStates) this.reads.confirmed(rs.ctx, rs.index);
+      for (const d of rd.droppedReads) this.reads.dropped(d.ctx, d.reason);
+      this.reads.serve(this.appliedIndex);
+      this.raw.advance();
+      advancedOk = true;
+    } finally {
+      // Always: a write waiting for this (its messages, or its abandonment) must not wait forever.
+      markAdvanced();
+    }
     // The core applied the membership changes in advance(): report the configuration they made.
     for (const e of this.confChangesApplied) {
       const cs = this.raw.confState();

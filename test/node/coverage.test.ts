@@ -19,6 +19,7 @@ import { merge } from "../../src/node/config-schema.ts";
 import type { NodeEvents } from "../../src/node/raft-node.ts";
 import { decodeWithBody, encodeWithBody, RPC_SNAPSHOT } from "../../src/node/wire.ts";
 import { FileStorageEngine } from "../../src/storage/file/engine.ts";
+import { FileStateMachine } from "../../src/storage/file-state-machine.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
 import type { Logger, RequestOptions } from "../../src/transport/transport.ts";
 import {
@@ -459,6 +460,93 @@ describe("runtime coverage", () => {
   // ---------------------------------------------------------------------------
   // 6. Fatal storage error
   // ---------------------------------------------------------------------------
+  /** A single-node cluster over the in-memory transport, with storage and state machine given. */
+  async function soloNode(name: string, engine: FileStorageEngine, sm?: FileStateMachine) {
+    const dir = join(tmp.dir, `${name}${++seq}`);
+    const log = capture();
+    let b = new NodeBuilder(
+      merge(FAST as Record<string, unknown>, {
+        nodeId: 1,
+        listen: memAddress(1),
+        dataDir: dir,
+        initialCluster: { "1": memAddress(1) },
+      }),
+    )
+      .storageEngine(engine)
+      .transport(new MemoryNetwork({ clusterId: name }).transport(1, { address: memAddress(1) }))
+      .logger(log);
+    if (sm) b = b.stateMachine(sm);
+    const n = b.build() as unknown as KvNode;
+    all.push(n);
+    await n.startRpcServer();
+    await n.ready();
+    await waitFor("leader", () => n.status().role === "leader");
+    return { n, log };
+  }
+
+  it("more Readies than the writes-in-flight bound while the disk stalls: the node waits, then carries on", async (t) => {
+    const dir = join(tmp.dir, `stall${++seq}`);
+    const engine = new FileStorageEngine({ dir: join(dir, "storage") });
+    let release: () => void = () => {};
+    let stalled: Promise<void> | null = null;
+    const sync = engine.sync.bind(engine);
+    engine.sync = () => (stalled ? stalled.then(sync) : sync());
+    const { n } = await soloNode("stall", engine);
+    t.after(() => n.stop().catch(() => {}));
+    await n.propose(put("before", "1"));
+    stalled = new Promise<void>((r) => {
+      release = r;
+    });
+    // One proposal per event-loop turn: one Ready (and one write waiting on the disk) each,
+    // well past the bound of 64 such writes.
+    const acks: Promise<unknown>[] = [];
+    for (let i = 0; i < 150; i++) {
+      acks.push(n.propose(put(`k${i}`, `${i}`)));
+      await new Promise((r) => setImmediate(r));
+    }
+    await sleep(50);
+    stalled = null;
+    release();
+    // The loop used to wait on its own Ready's write here and never run again.
+    await Promise.race([
+      Promise.all(acks),
+      sleep(5000).then(() => {
+        throw new Error("writes still unacknowledged 5 s after the disk came back");
+      }),
+    ]);
+    assert.equal(dec(await n.read(enc("k149"))), "149");
+  });
+
+  it("a state machine failure is fail-stop: fatal, and run() still shuts the node down", async (t) => {
+    const dir = join(tmp.dir, `smfail${++seq}`);
+    const sm = new FileStateMachine({ dir: join(dir, "state_machine") });
+    const boom = new Error("injected: state machine apply failed");
+    let failing = false;
+    const apply = sm.apply.bind(sm);
+    sm.apply = (entries) => (failing ? Promise.reject(boom) : apply(entries));
+    const { n, log } = await soloNode("smfail", new FileStorageEngine({ dir: join(dir, "storage") }), sm);
+    t.after(() => n.stop().catch(() => {}));
+    await n.propose(put("ok", "1"));
+    const fatal = record(n, "fatal");
+    const running = n.run(new AbortController().signal);
+    failing = true;
+    const write = n.propose(put("bad", "1")).then(
+      () => "acknowledged",
+      (e: unknown) => e,
+    );
+    // run() resolves only once stop() completed: it used to wait forever on the abandoned Ready.
+    await Promise.race([
+      running,
+      sleep(5000).then(() => {
+        throw new Error("run() still pending 5 s after the failure");
+      }),
+    ]);
+    assert.equal(fatal[0], boom);
+    assert.equal(await write, boom);
+    assert.equal(n.running, false);
+    assert.ok(log.find("node stopped").length > 0);
+  });
+
   it("a LogStore sync() failure is fail-stop: fatal, pending proposals and membership changes fail with it, run() resolves, no ack after", async (t) => {
     const dir = join(tmp.dir, `fatal${++seq}`);
     const engine = new FileStorageEngine({ dir: join(dir, "storage") });

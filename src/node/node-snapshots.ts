@@ -392,8 +392,13 @@ export class Snapshots<R, Q, A> {
     n.logger.info({ index, term }, "snapshot installed");
   }
 
+  /** Snapshots asked for and not started fail with `e` (a storage failure, or stopping). */
+  failRequests(e: Error): void {
+    for (const w of this.requests.splice(0)) w.reject(e);
+  }
+
   async stop(): Promise<void> {
-    for (const w of this.requests.splice(0)) w.reject(new StoppedError());
+    this.failRequests(new StoppedError());
     await this.taking?.catch(() => {});
     await rm(this.incomingDir, { recursive: true, force: true }).catch(() => {});
   }

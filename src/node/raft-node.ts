@@ -638,6 +638,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.proposals.failAll(e);
     this.reads.failAll(e);
     this.membership.failAll(e);
+    this.snapshots.failRequests(e);
     this.emit("fatal", e);
   }
 }

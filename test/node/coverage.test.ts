@@ -547,6 +547,39 @@ describe("runtime coverage", () => {
     assert.ok(log.find("node stopped").length > 0);
   });
 
+  it("fail-stop also fails an on-demand snapshot waiting behind the one being written", async (t) => {
+    const dir = join(tmp.dir, `snapfatal${++seq}`);
+    const sm = new FileStateMachine({ dir: join(dir, "state_machine") });
+    let open: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const image = sm.snapshot.bind(sm);
+    sm.snapshot = () =>
+      (async function* () {
+        await gate; // the first snapshot is still being written
+        yield* image();
+      })();
+    const { n } = await soloNode("snapfatal", new FileStorageEngine({ dir: join(dir, "storage") }), sm);
+    t.after(() => n.stop().catch(() => {}));
+    await n.propose(put("k", "v"));
+    const first = n.snapshot().then(
+      () => "taken",
+      (e: unknown) => e,
+    );
+    await sleep(50);
+    const second = n.snapshot().then(
+      () => "taken",
+      (e: unknown) => e,
+    );
+    const boom = new Error("injected: storage failed");
+    await n.fatal(boom);
+    const settled = await Promise.race([second, sleep(2000).then(() => "still pending")]);
+    assert.equal(settled, boom);
+    open();
+    await first;
+  });
+
   it("a LogStore sync() failure is fail-stop: fatal, pending proposals and membership changes fail with it, run() resolves, no ack after", async (t) => {
     const dir = join(tmp.dir, `fatal${++seq}`);
     const engine = new FileStorageEngine({ dir: join(dir, "storage") });

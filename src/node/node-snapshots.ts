@@ -5,7 +5,7 @@
  * (optionally rate-limited); assembling and installing them on followers.
  */
 
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdir, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -324,10 +324,18 @@ export class Snapshots<R, Q, A> {
     const offset = num(header, "offset");
     const key = `${from}:${index}`;
     let inc = this.incoming.get(key);
-    if (offset === 0 && !header.done) {
+    if (offset === 0 && (!header.done || !inc)) {
+      // A new transfer from this peer supersedes its unfinished ones: one per peer on disk.
+      for (const [k, old] of this.incoming) {
+        if (!k.startsWith(`${from}:`)) continue;
+        this.incoming.delete(k);
+        await rm(old.path, { force: true });
+      }
       inc = { path: join(this.incomingDir, `${from}-${index}.snap`), index, offset: 0, crc: 0 };
       this.incoming.set(key, inc);
       await rm(inc.path, { force: true });
+      // An empty image (an empty state machine) comes as the last chunk alone.
+      if (header.done) await writeFile(inc.path, new Uint8Array(0));
     }
     if (!inc || inc.offset !== offset) {
       throw new ProtocolError(
@@ -385,8 +393,13 @@ export class Snapshots<R, Q, A> {
       if (Number(id) !== n.id) n.transport.addPeer(Number(id), addr);
     }
     await n.members.persist();
-    this.assembled.clear();
-    await rm(a.path, { force: true });
+    // Assembled images up to this one are of no more use (the core refused them, or this is it);
+    // a newer one that arrived meanwhile stays for its own Ready.
+    for (const [i, x] of this.assembled) {
+      if (i > index) continue;
+      this.assembled.delete(i);
+      await rm(x.path, { force: true });
+    }
     n.afterSnapshotInstall(index);
     n.emit("snapshotInstalled", { index, term });
     n.logger.info({ index, term }, "snapshot installed");

@@ -14,6 +14,7 @@ import {
 } from "../../src/errors.ts";
 import type { NodeConfigInput } from "../../src/node/config.ts";
 import type { NodeEvents } from "../../src/node/raft-node.ts";
+import { encodeKvCommand } from "../../src/storage/kv-command.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
 import {
   dec,
@@ -269,6 +270,31 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     // Default target: the most up-to-date other voter.
     await target.transferLeadership(undefined, 2000);
     assert.notEqual(leaderOf(m.nodes)?.id, target.id);
+  });
+
+  it("an empty state machine's snapshot (a zero-byte image) is streamed to a joining node too", async (t) => {
+    const m = await memCluster3(t, 1, { snapshot: { policy: "disabled", keepTailEntries: 0 } });
+    const leader = m.nodes[0]!;
+    await leader.ready();
+    await waitFor("leader", () => leader.status().role === "leader");
+    await leader.propose(put("k", "v"));
+    await leader.propose(encodeKvCommand({ op: "delete", key: enc("k") }));
+    const info = await leader.snapshot();
+    assert.equal(
+      leader.status().firstIndex,
+      info.index + 1,
+      "the log is compacted: only the snapshot remains",
+    );
+    const second = m.add(2, { join: { "1": memAddress(1) } });
+    const installed = record(second, "snapshotInstalled");
+    await second.startRpcServer();
+    await second.ready();
+    await waitFor("snapshot installed on node 2", () => installed.length > 0, 5000);
+    await waitFor("node 2 caught up", () => second.status().applied >= leader.status().commit, 5000);
+    assert.equal(await second.read(enc("k"), { consistency: "eventual" }), null);
+    await leader.propose(put("after", "1"));
+    await waitFor("replication resumes", () => second.status().applied === leader.status().commit, 5000);
+    assert.equal(dec((await second.read(enc("after"), { consistency: "eventual" }))!), "1");
   });
 
   it("snapshot() on demand compacts the log; a joining node gets it streamed, with events all along", async (t) => {

@@ -43,7 +43,14 @@ export const NODE_CONFIG_SCHEMA = {
       min: 0,
       doc: "leader lease for lease reads, in ticks (0 = off; must be < electionTicks)",
     },
-    maxSizePerMsgBytes: { type: "int", default: 1024 * 1024, min: 1, doc: "entry bytes per append message" },
+    maxSizePerMsgBytes: {
+      type: "int",
+      default: 1024 * 1024,
+      min: 1,
+      // With one entry of limits.maxCommandBytes over it, an append still fits the 16 MiB peer frame.
+      max: 8 * 1024 * 1024,
+      doc: "entry bytes per append message (one larger entry still goes alone)",
+    },
     maxInflightMsgs: {
       type: "int",
       default: 256,
@@ -104,7 +111,8 @@ export const NODE_CONFIG_SCHEMA = {
       type: "int",
       default: 1024 * 1024,
       min: 1024,
-      max: 16 * 1024 * 1024,
+      // A chunk and its header fit the 16 MiB peer frame.
+      max: 8 * 1024 * 1024,
       doc: "snapshot transfer chunk",
     },
     bandwidthBytesPerSec: { type: "int", default: 0, min: 0, doc: "snapshot transfer limit (0 = unlimited)" },
@@ -128,6 +136,15 @@ export const NODE_CONFIG_SCHEMA = {
       doc: "proposals waiting to apply; beyond, fail fast",
     },
     maxPendingReads: { type: "int", default: 10_000, min: 1, doc: "reads waiting; beyond, fail fast" },
+    maxCommandBytes: {
+      type: "int",
+      // etcd's default request limit (--max-request-bytes).
+      default: 1536 * 1024,
+      min: 1,
+      // An append carrying it (with up to raft.maxSizePerMsgBytes of others) fits the 16 MiB peer frame.
+      max: 8 * 1024 * 1024,
+      doc: "largest command propose() accepts; larger ones fail with InvalidArgumentError",
+    },
     proposalTimeoutMs: {
       type: "int",
       default: 10_000,
@@ -194,6 +211,7 @@ export interface NodeConfig {
   readonly limits: {
     readonly maxPendingProposals: number;
     readonly maxPendingReads: number;
+    readonly maxCommandBytes: number;
     readonly proposalTimeoutMs: number;
     readonly readyTimeoutMs: number;
     readonly shutdownTimeoutMs: number;

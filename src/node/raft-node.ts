@@ -15,6 +15,7 @@
 
 import { EventEmitter } from "node:events";
 import {
+  ConfigError,
   InvalidArgumentError,
   invariant,
   NotLeaderError,
@@ -151,6 +152,12 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.asyncWrites = deps.config.raft.asyncStorageWrites;
     this.members = new MemberRegistry(deps.membersFile);
     const l = deps.config.limits;
+    if (l.maxCommandBytes > deps.logStore.capabilities.maxEntryBytes) {
+      throw new ConfigError(
+        "limits.maxCommandBytes",
+        `${l.maxCommandBytes} exceeds what the ${deps.logStore.capabilities.backend} log store holds per entry (${deps.logStore.capabilities.maxEntryBytes})`,
+      );
+    }
     this.proposals = new PendingProposals(l.maxPendingProposals, l.proposalTimeoutMs);
     this.reads = new PendingReads(l.maxPendingReads, l.proposalTimeoutMs, this.id);
     this.snapshots = new Snapshots(this);
@@ -305,6 +312,12 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     let pos: ReturnType<RawNode["propose"]>;
     try {
       this.checkRunning();
+      // Larger would not fit a message to the followers: it could never commit.
+      if (command.length > this.config.limits.maxCommandBytes) {
+        throw new InvalidArgumentError(
+          `command of ${command.length} bytes exceeds limits.maxCommandBytes (${this.config.limits.maxCommandBytes})`,
+        );
+      }
       this.proposals.checkRoom();
       pos = this.raw.propose([command]);
     } catch (e) {

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { ConfigError } from "../../src/errors.ts";
 import { NodeBuilder } from "../../src/node/builder.ts";
 import { loadNodeConfig } from "../../src/node/config.ts";
+import { FileStorageEngine } from "../../src/storage/file/engine.ts";
 import { tempDir } from "./helpers.ts";
 
 const tmp = tempDir("tsraft-config-");
@@ -86,6 +88,14 @@ describe("loadNodeConfig", () => {
       () => loadNodeConfig({ env: { TSRAFT_RAFT_TICK_MS: "fast" }, overrides: { nodeId: 1 } }),
       configError("raft.tickMs (from TSRAFT_RAFT_TICK_MS)", /integer/),
     );
+    // Sizes that could not fit a 16 MiB peer frame are refused up front.
+    for (const [key, overrides] of [
+      ["limits.maxCommandBytes", { limits: { maxCommandBytes: 16 * 1024 * 1024 } }],
+      ["snapshot.chunkBytes", { snapshot: { chunkBytes: 16 * 1024 * 1024 } }],
+      ["raft.maxSizePerMsgBytes", { raft: { maxSizePerMsgBytes: 16 * 1024 * 1024 } }],
+    ] as const) {
+      assert.throws(() => loadNodeConfig({ overrides: { nodeId: 1, ...overrides } }), configError(key, /<=/));
+    }
   });
 
   it("rejects unsafe combinations", () => {
@@ -231,5 +241,25 @@ describe("NodeBuilder", () => {
   it("validates its config at once and requires a data dir for default storage", () => {
     assert.throws(() => new NodeBuilder({ nodeId: 1, raft: { tickMs: -1 } }), configError("raft.tickMs"));
     assert.throws(() => new NodeBuilder({ nodeId: 1 }).build(), configError("dataDir"));
+  });
+
+  it("refuses a command limit the log store cannot hold per entry", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tsraft-config-"));
+    try {
+      const small = new FileStorageEngine({ dir: join(dir, "storage"), maxEntryBytes: 64 * 1024 });
+      assert.throws(
+        () =>
+          new NodeBuilder({ nodeId: 1, dataDir: dir, limits: { maxCommandBytes: 1024 * 1024 } })
+            .storageEngine(small)
+            .build(),
+        configError("limits.maxCommandBytes", /65536/),
+      );
+      // Within it, fine.
+      new NodeBuilder({ nodeId: 1, dataDir: dir, limits: { maxCommandBytes: 32 * 1024 } })
+        .storageEngine(small)
+        .build();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

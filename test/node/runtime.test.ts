@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it, type TestContext } from "node:test";
 import {
+  InvalidArgumentError,
   NotLeaderError,
   ProposalDroppedError,
   ResourceExhaustedError,
@@ -150,6 +151,21 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     assert.equal(n.status().pendingProposals, 0);
     assert.equal((await n.propose(put("p4", "4"))).op, "put");
     assert.equal(dec(await n.read(enc("p4"))), "4");
+  });
+
+  it("a command larger than limits.maxCommandBytes fails at once with a clear error; the node carries on", async (t) => {
+    const m = await memCluster3(t, 1, { limits: { maxCommandBytes: 4096 } });
+    const n = m.nodes[0]!;
+    await n.ready();
+    await waitFor("leader", () => n.status().role === "leader");
+    const before = n.status().lastIndex;
+    await assert.rejects(n.propose(put("big", "x".repeat(5000))), (e: unknown) => {
+      assert.ok(e instanceof InvalidArgumentError, String(e));
+      assert.match(e.message, /exceeds limits.maxCommandBytes \(4096\)/);
+      return true;
+    });
+    assert.equal(n.status().lastIndex, before, "nothing was appended");
+    assert.equal((await n.propose(put("small", "x".repeat(4000)))).op, "put");
   });
 
   it("read consistencies: eventual may be stale, linearizable is not, lease is served by a leader in lease", async (t) => {

@@ -42,6 +42,8 @@ export class Membership<R, Q, A> {
   /** Learners seen caught up, and since when (ms). */
   private readonly caughtUpSince = new Map<NodeId, number>();
   private promoting = false;
+  /** This node's removal was applied; see afterApply(). */
+  private selfRemovalPending = false;
   private stopped = false;
 
   constructor(node: RaftNode<R, Q, A>) {
@@ -134,14 +136,21 @@ export class Membership<R, Q, A> {
         // Any member can be asked: pass it on to the leader.
         return n.transport.request(st.lead, RPC_JOIN, payload, { timeoutMs: JOIN_RPC_TIMEOUT_MS });
       }
-      const cs = st.confState;
-      const isMember = [...cs.voters, ...cs.learners, ...cs.votersOutgoing].includes(id);
-      if (!isMember) await this.change({ type: ConfChangeType.AddLearner, nodeId: id }, address);
+      if (!this.isMember(id)) await this.change({ type: ConfChangeType.AddLearner, nodeId: id }, address);
       return encodeWithBody({ members: n.members.toRecord() });
     });
     n.transport.handle(RPC_REMOVED, (_payload, ctx) => {
-      const cs = n.raw.status().confState;
-      const stillMember = [...cs.voters, ...cs.learners, ...cs.votersOutgoing].includes(n.id);
+      const stillMember = this.isMember(n.id);
+      const lead = n.raw.status().lead;
+      // The leader that removed us says so (we may not have applied it yet), or we know it already.
+      // A node that reuses a removed node's id must not be shut down by anyone else's stale word.
+      if (stillMember && ctx.from !== lead) {
+        n.logger.warn(
+          { by: ctx.from, leader: lead },
+          "ignored a removal notice: not from the leader, and still a member",
+        );
+        return new Uint8Array(0);
+      }
       n.logger.info({ by: ctx.from, stillMember }, "told that this node was removed");
       this.selfRemoved();
       return new Uint8Array(0);
@@ -204,7 +213,9 @@ export class Membership<R, Q, A> {
     const n = this.node;
     this.caughtUpSince.delete(id);
     if (id === n.id) {
-      this.selfRemoved();
+      // Decided once applied catches up with the commit: a node that reuses a removed node's
+      // id replays that old removal before the entry that added it back.
+      this.selfRemovalPending = true;
       return;
     }
     if (n.raw.status().role === "leader") {
@@ -213,12 +224,37 @@ export class Membership<R, Q, A> {
         .request(id, RPC_REMOVED, new Uint8Array(0), { timeoutMs: 2000 })
         .catch(() => {})
         .finally(() => {
-          if (!n.raw.status().confState.learners.includes(id)) n.transport.removePeer(id);
+          if (n.running && !this.isMember(id)) n.transport.removePeer(id);
         });
     } else {
-      setTimeout(() => n.transport.removePeer(id), 2000).unref();
+      // Unless a later entry (applied by then) added it back.
+      setTimeout(() => {
+        if (n.running && !this.isMember(id)) n.transport.removePeer(id);
+      }, 2000).unref();
     }
     n.members.delete(id);
+  }
+
+  /**
+   * After each applied batch: a removal of this node that is still the last
+   * word once everything committed is applied shuts the node down.
+   */
+  afterApply(applied: number): void {
+    if (!this.selfRemovalPending) return;
+    const n = this.node;
+    if (applied < n.raw.status().commit) return;
+    this.selfRemovalPending = false;
+    if (this.isMember(n.id)) {
+      n.logger.info({ applied }, "an earlier removal of this node id was followed by its re-admission");
+      return;
+    }
+    this.selfRemoved();
+  }
+
+  /** In the configuration as applied (incoming or outgoing, voter or learner). */
+  private isMember(id: NodeId): boolean {
+    const cs = this.node.raw.status().confState;
+    return [cs.voters, cs.votersOutgoing, cs.learners, cs.learnersNext].some((ids) => ids.includes(id));
   }
 
   private selfRemoved(): void {

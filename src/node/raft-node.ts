@@ -564,6 +564,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     }
     this.confChangesApplied = [];
     this.membership.settleUpTo(this.appliedIndex, "was applied as another entry");
+    this.membership.afterApply(this.appliedIndex);
     this.snapshots.startDue();
   }
 

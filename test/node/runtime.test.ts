@@ -5,7 +5,10 @@
  */
 
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { after, describe, it, type TestContext } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   InvalidArgumentError,
   NotLeaderError,
@@ -366,6 +369,42 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
       fourthMembership.some((e) => e.confState.voters.includes(4)),
     );
     assert.equal(fourth.status().members.filter((x) => x.role === "voter").length, 4);
+  });
+
+  it("a node id removed, wiped and rejoined replays its old removal without shutting down", async (t) => {
+    // No snapshots: the rejoined node catches up by replaying the whole log, old removal included.
+    const m = await memCluster3(t, 3, { snapshot: { policy: "disabled" } });
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    const victim = m.nodes.find((n) => n !== leader)!;
+    const id = victim.id;
+    const running = victim.run(new AbortController().signal);
+    await leader.removeNode(id);
+    await running;
+    await leader.propose(put("between", "1"));
+    rmSync(join(m.dir, `m${id}`), { recursive: true, force: true });
+    const again = m.add(id, {
+      snapshot: { policy: "disabled" },
+      join: { [String(leader.id)]: memAddress(leader.id) },
+    });
+    const removed = record(again, "removed");
+    await again.startRpcServer();
+    await again.ready();
+    await leader.propose(put("after", "2"));
+    await waitFor(
+      "the rejoined node applied everything",
+      () => again.status().applied >= leader.status().commit,
+      5000,
+    );
+    await sleep(300);
+    assert.deepEqual(removed, [], "the replayed removal did not shut it down");
+    assert.equal(again.running, true);
+    assert.equal(dec((await again.read(enc("after"), { consistency: "eventual" }))!), "2");
+    await waitFor(
+      "the leader still lists it",
+      () => leader.status().members.some((mm) => mm.id === id),
+      5000,
+    );
   });
 
   it("removeNode: the removed node emits removed and run() resolves; the rest keep serving", async (t) => {

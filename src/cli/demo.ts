@@ -11,6 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { InvalidArgumentError } from "../errors.ts";
 
 export interface DemoOptions {
   readonly dataDir: string;
@@ -25,10 +26,15 @@ interface Child {
   http: string;
 }
 
+/** A signal this soon after the first is the same one delivered twice, not a request to force. */
+const DUPLICATE_SIGNAL_MS = 500;
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "tsraft.ts");
 
 export async function runDemo(opts: DemoOptions): Promise<void> {
   const base = opts.basePort ?? Number(process.env.TSRAFT_DEMO_BASE_PORT ?? 7101);
+  const writes = Number(opts.writes);
+  if (!Number.isInteger(writes) || writes < 1)
+    throw new InvalidArgumentError(`--writes must be a positive integer, got "${opts.writes}"`);
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const ids = [1, 2, 3];
@@ -36,14 +42,34 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   console.log(`tsraft demo: 3 nodes, data in ${dataDir}`);
   const children: Child[] = ids.map((id) => startNode(id, base, dataDir, initialCluster));
   let stopping = false;
+  let firstSignalAt = 0;
   const stopAll = async (code: number) => {
-    if (stopping) return;
+    if (stopping) {
+      // The same Ctrl-C delivered twice (the terminal and a wrapper such as tsx relaying it).
+      if (Date.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
+      // A second signal: each node's second signal makes it exit at once (what it
+      // acknowledged is on disk already).
+      console.log("second signal: stopping the nodes at once");
+      for (const c of children) if (running(c.proc)) c.proc.kill("SIGTERM");
+      process.exit(130);
+    }
     stopping = true;
-    console.log("\nstopping the cluster (graceful: the leader hands over first)...");
-    for (const c of children) c.proc.kill("SIGTERM");
-    await Promise.all(children.map((c) => exited(c.proc)));
-    console.log("all nodes stopped cleanly; run `npm start` again to recover the same data.");
-    process.exit(code);
+    firstSignalAt = Date.now();
+    console.log("\nstopping the cluster (graceful: the leader hands over first; Ctrl-C again to force)...");
+    // One at a time, the leader first: each hands leadership to a node still running.
+    const order = [];
+    for (const c of children) order.push({ c, leader: (await status(c))?.role === "leader" });
+    order.sort((a, b) => Number(b.leader) - Number(a.leader));
+    const failed: string[] = [];
+    for (const { c } of order) {
+      if (running(c.proc)) c.proc.kill("SIGTERM");
+      const exit = await exited(c.proc);
+      if (exit !== 0) failed.push(`node ${c.id} exited with ${exit}`);
+    }
+    if (failed.length === 0)
+      console.log("all nodes stopped cleanly; run `npm start` again to recover the same data.");
+    else console.log(`stopped, not all cleanly: ${failed.join(", ")} (logs in ${dataDir})`);
+    process.exit(failed.length === 0 ? code : code || 1);
   };
   process.on("SIGINT", () => void stopAll(0));
   process.on("SIGTERM", () => void stopAll(0));
@@ -61,7 +87,6 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   for (const c of children)
     console.log(`  node ${c.id}: peer 127.0.0.1:${base + c.id - 1}, HTTP http://${c.http}`);
 
-  const writes = Number(opts.writes);
   const t0 = Date.now();
   const leader = await findLeader(children);
   console.log(`\nleader is node ${leader.id}; writing ${writes} keys through it (concurrency 8)...`);
@@ -123,6 +148,9 @@ function startNode(id: number, base: number, dataDir: string, initialCluster: st
     "--exit-with-parent",
   ];
   const proc = spawn(process.execPath, args, {
+    // A process group of its own: a terminal's Ctrl-C reaches the demo only, which then stops
+    // the nodes in order. If the demo dies, the nodes see stdin close (--exit-with-parent).
+    detached: true,
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, TSRAFT_LOG_LEVEL: "info" },
   });
@@ -190,7 +218,12 @@ async function httpPut(children: readonly Child[], first: Child, key: string, va
   throw new Error(`write of ${key} failed`);
 }
 
-function exited(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => p.once("exit", () => r()));
+function running(p: ChildProcess): boolean {
+  return p.exitCode === null && p.signalCode === null;
+}
+
+/** Resolves with the exit code, or the signal that ended the process. */
+function exited(p: ChildProcess): Promise<number | string> {
+  if (!running(p)) return Promise.resolve(p.exitCode ?? p.signalCode ?? "unknown");
+  return new Promise((r) => p.once("exit", (code, signal) => r(code ?? signal ?? "unknown")));
 }

@@ -6,6 +6,7 @@
  */
 
 import pino from "pino";
+import { ConfigError } from "../errors.ts";
 import { NodeBuilder } from "../node/builder.ts";
 import { loadNodeConfig, type NodeConfigInput } from "../node/config.ts";
 import { HttpApi, type KvRaftNode } from "../server/http-api.ts";
@@ -41,15 +42,19 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<void> {
     { level: opts.logLevel ?? process.env.TSRAFT_LOG_LEVEL ?? "info", base: { node: config.nodeId } },
     pino.destination(2),
   );
+  // Checked before anything is opened: a typo must not leave a half-started node.
+  const [host, port] = splitHostPort(opts.http ?? "127.0.0.1:0");
   const node = new NodeBuilder(config).logger(logger).build() as unknown as KvRaftNode;
   const controller = new AbortController();
-  let signals = 0;
+  let firstSignalAt = 0;
   const onSignal = (sig: string) => {
-    signals++;
-    if (signals > 1) {
+    if (firstSignalAt > 0) {
+      // The same Ctrl-C delivered twice (the terminal and a wrapper such as tsx relaying it).
+      if (Date.now() - firstSignalAt < 500) return;
       logger.warn({ sig }, "second signal: exiting now");
       process.exit(130);
     }
+    firstSignalAt = Date.now();
     logger.info({ sig }, "shutting down gracefully (send again to force)");
     controller.abort();
   };
@@ -67,15 +72,28 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<void> {
     logger.error({ err: String(e) }, "node failed");
     process.exitCode = 1;
   });
-  await node.startRpcServer();
   const api = new HttpApi(node);
-  const [host, port] = splitHostPort(opts.http ?? "127.0.0.1:0");
-  const httpAddress = await api.listen(host, port);
-  await node.ready();
-  process.stdout.write(
-    `${JSON.stringify({ event: "ready", id: node.id, peer: node.advertisedAddress(), http: httpAddress })}\n`,
+  // Starting (opening storage, joining, waiting for a leader) can take until readyTimeoutMs:
+  // a signal meanwhile stops the node as gracefully as one after it.
+  const aborted = new Promise<"aborted">((resolve) =>
+    controller.signal.addEventListener("abort", () => resolve("aborted"), { once: true }),
   );
-  await node.run(controller.signal);
+  const startup = (async () => {
+    await node.startRpcServer();
+    const httpAddress = await api.listen(host, port);
+    await node.ready();
+    return httpAddress;
+  })();
+  const first = await Promise.race([startup, aborted]);
+  if (first === "aborted") {
+    startup.catch(() => {}); // cut short by the stop below
+    await node.stop();
+  } else {
+    process.stdout.write(
+      `${JSON.stringify({ event: "ready", id: node.id, peer: node.advertisedAddress(), http: first })}\n`,
+    );
+    await node.run(controller.signal);
+  }
   await api.close();
   // Reading stdin keeps the event loop alive: stop, or the process never exits after a shutdown.
   if (opts.exitWithParent) process.stdin.destroy();
@@ -84,6 +102,8 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<void> {
 
 function splitHostPort(s: string): [string, number] {
   const i = s.lastIndexOf(":");
-  if (i <= 0) throw new Error(`expected host:port, got "${s}"`);
-  return [s.slice(0, i), Number(s.slice(i + 1))];
+  const port = Number(s.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535 || s.slice(i + 1) === "")
+    throw new ConfigError("http", `expected host:port, got "${s}"`);
+  return [s.slice(0, i), port];
 }

@@ -311,13 +311,14 @@ export class Membership<R, Q, A> {
     }
   }
 
-  /** The voter with the most of the log, to hand leadership to. */
+  /** The voter being replicated to with the most of the log, to hand leadership to. */
   bestTransferTarget(): NodeId | undefined {
     const st = this.node.raw.status();
     const voters = new Set(st.confState.voters);
     let best: { id: NodeId; match: number } | undefined;
     for (const p of st.progress) {
-      if (p.id === st.id || !voters.has(p.id)) continue;
+      // A peer not being replicated to (down, unreachable, catching up) could not take over.
+      if (p.id === st.id || !voters.has(p.id) || p.state !== "replicate") continue;
       if (!best || p.match > best.match) best = { id: p.id, match: p.match };
     }
     return best?.id;

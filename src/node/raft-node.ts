@@ -133,6 +133,10 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   readonly snapshots: Snapshots<R, Q, A>;
   readonly membership: Membership<R, Q, A>;
   private stopped: Promise<void> | null = null;
+  /** ready() calls still waiting: stop() fails them. */
+  private readonly readyWaiters = new Set<() => void>();
+  /** Settles when start() has opened everything (or failed to). */
+  private opening: Promise<void> = Promise.resolve();
   /** Asynchronous storage writes: the chain of writes in flight, and how many. */
   private readonly asyncWrites: boolean;
   private writesInFlight: Promise<void> = Promise.resolve();
@@ -172,6 +176,23 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   async start(): Promise<void> {
     invariant(this.state === "new", `start() in state ${this.state}`);
     this.state = "starting";
+    let opened = (): void => {};
+    this.opening = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    try {
+      await this.open();
+    } finally {
+      opened();
+    }
+    this.ticker = setInterval(() => this.onTick(), this.config.raft.tickMs);
+    this.schedule();
+    this.logger.info({ nodeId: this.id, applied: this.appliedIndex }, "node started");
+    await this.membership.joinIfAsked();
+  }
+
+  /** Storage, recovery, the core and the transport: everything start() does before running. */
+  private async open(): Promise<void> {
     await this.logStore.open();
     await this.snapshotStore.open();
     await this.stateMachine.open();
@@ -213,10 +234,6 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.membership.registerHandlers();
     await this.transport.start();
     this.state = "running";
-    this.ticker = setInterval(() => this.onTick(), cfg.raft.tickMs);
-    this.schedule();
-    this.logger.info({ nodeId: this.id, applied: this.appliedIndex }, "node started");
-    await this.membership.joinIfAsked();
   }
 
   /** Starts the node (storage, recovery, peer server); resolves with the node itself, for chaining. */
@@ -236,16 +253,23 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     if (this.state !== "running") return Promise.reject(new StoppedError());
     if (this.raw.status().lead !== NONE) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.off("leaderChange", onLeader);
-        reject(new TimeoutError(`waiting for a leader on node ${this.id}`, timeoutMs));
-      }, timeoutMs);
-      const onLeader = ({ leader }: { leader: NodeId }) => {
-        if (leader === NONE) return;
+      const done = (e?: Error) => {
         clearTimeout(timer);
         this.off("leaderChange", onLeader);
-        resolve();
+        this.readyWaiters.delete(cancel);
+        if (e) reject(e);
+        else resolve();
       };
+      const timer = setTimeout(
+        () => done(new TimeoutError(`waiting for a leader on node ${this.id}`, timeoutMs)),
+        timeoutMs,
+      );
+      const onLeader = ({ leader }: { leader: NodeId }) => {
+        if (leader !== NONE) done();
+      };
+      // stop() answers it at once: its timer would keep the process alive.
+      const cancel = () => done(new StoppedError());
+      this.readyWaiters.add(cancel);
       this.on("leaderChange", onLeader);
     });
   }
@@ -272,6 +296,9 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   }
 
   private async doStop(): Promise<void> {
+    // Asked to stop while starting: let storage and the transport finish opening, then close
+    // them (a join still retrying is cut short: stopping ends its loop).
+    if (this.state === "starting") await this.opening;
     if (this.state === "running" && this.raw.status().role === "leader") {
       const budget = Math.floor(this.config.limits.shutdownTimeoutMs / 2);
       await this.transferLeadership(undefined, budget).catch((e: unknown) => {
@@ -279,6 +306,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       });
     }
     this.state = "stopping";
+    for (const cancel of [...this.readyWaiters]) cancel();
     clearInterval(this.ticker);
     this.membership.stop();
     await this.loopIdle;
@@ -352,8 +380,12 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     return this.membership.change({ type: ConfChangeType.AddLearner, nodeId: id }, address);
   }
 
-  promote(id: NodeId): Promise<ConfState> {
-    return this.membership.change({ type: ConfChangeType.AddNode, nodeId: id }, this.members.get(id) ?? "");
+  /** Makes `id` a voter: a learner is promoted; a node not yet a member needs its `address`. */
+  promote(id: NodeId, address?: string): Promise<ConfState> {
+    return this.membership.change(
+      { type: ConfChangeType.AddNode, nodeId: id },
+      address ?? this.members.get(id) ?? "",
+    );
   }
 
   removeNode(id: NodeId): Promise<ConfState> {

@@ -65,11 +65,18 @@ export class HttpApi {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://x");
-    const parts = url.pathname
-      .split("/")
-      .filter((p) => p.length > 0)
-      .map(decodeURIComponent);
+    let url: URL;
+    let parts: string[];
+    try {
+      // The path as sent ("//kv/a" is a path here, not a host).
+      url = new URL(`http://x/${(req.url ?? "").replace(/^\/+/, "")}`);
+      parts = url.pathname
+        .split("/")
+        .filter((p) => p.length > 0)
+        .map(decodeURIComponent);
+    } catch {
+      throw new HttpError(400, "malformed URL");
+    }
     const n = this.node;
     const method = req.method ?? "GET";
     if (parts[0] === "kv" && parts.length === 2) {
@@ -100,7 +107,10 @@ export class HttpApi {
         const body = parseJson(await readBody(req));
         const id = Number(body.id);
         const address = String(body.address ?? "");
-        const cs = body.learner === false ? await n.promote(id) : await n.addLearner(id, address);
+        const cs =
+          body.learner === false
+            ? await n.promote(id, address || undefined)
+            : await n.addLearner(id, address);
         return sendJson(res, 200, { confState: cs });
       }
       if (parts.length === 3 && parts[2] === "promote" && method === "POST") {

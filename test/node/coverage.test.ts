@@ -433,19 +433,44 @@ describe("runtime coverage", () => {
   // ---------------------------------------------------------------------------
   // 5. The second signal forces exit
   // ---------------------------------------------------------------------------
+  it("tsraft node: SIGTERM while still waiting for a quorum stops it cleanly at once (it waited for readyTimeoutMs)", async (t) => {
+    const c = new ProcCluster(join(tmp.dir, `procs${++seq}`));
+    clusters.push(c);
+    t.after(() => c.killAll());
+    const [alone] = await c.create(3);
+    // Its two peers never start: no leader, ever.
+    const started = alone!.start(30_000).then(
+      () => "ready",
+      (e: unknown) => String(e),
+    );
+    await poll("node started", () => alone!.logged("node started").length > 0, 10_000);
+    const t0 = Date.now();
+    alone!.child!.kill("SIGTERM");
+    const exit = await alone!.exited();
+    const ms = Date.now() - t0;
+    assert.equal(exit.code, 0, alone!.tail());
+    assert.ok(ms < 5000, `exited ${ms} ms after SIGTERM`);
+    assert.ok(alone!.logged("node stopped").length > 0, "storage was closed on the graceful path");
+    assert.match(await started, /exited before ready/);
+  });
+
   it("tsraft node: SIGTERM starts a graceful shutdown, a second signal exits at once with code 130", async (t) => {
     const c = new ProcCluster(join(tmp.dir, `procs${++seq}`));
     clusters.push(c);
     t.after(() => c.killAll());
-    // A long shutdown budget: the leader's transfer to a dead peer would wait 5 s.
+    // A long shutdown budget: the leader's transfer to a frozen peer (connected, never
+    // answering; a dead one is skipped at once) would wait 5 s.
     const procs = await c.create(3, { env: { TSRAFT_LIMITS_SHUTDOWN_TIMEOUT_MS: "10000" } });
     await Promise.all(procs.map((p) => p.start()));
     const leader = await c.waitLeader();
     assert.ok(await c.put("k", "v", Date.now() + 5000, leader));
-    await Promise.all(procs.filter((p) => p !== leader).map((p) => p.kill("SIGKILL")));
+    for (const p of procs) if (p !== leader) p.child!.kill("SIGSTOP");
+    leader.child!.kill("SIGTERM");
+    // The same signal delivered twice at once (a terminal and a wrapper relaying it) is one.
     leader.child!.kill("SIGTERM");
     await poll("graceful shutdown started", () => leader.logged("shutting down gracefully").length > 0, 5000);
-    await sleep(300);
+    // A second signal counts after 500 ms.
+    await sleep(700);
     assert.ok(leader.alive, "still in its graceful shutdown (waiting for the leader transfer)");
     const t0 = Date.now();
     leader.child!.kill("SIGINT");

@@ -112,6 +112,10 @@ export async function recoverWal(opts: RecoveryOptions): Promise<RecoveredWal> {
 
 class Recovery {
   private readonly base: number;
+  /** Replaying the first live segment (see addEntries). */
+  private firstLive = false;
+  /** Entries set aside above a gap, waiting for the truncation that removed them. */
+  private stale: { from: number; path: string; offset: number } | null = null;
   private readonly index: LogIndex<Segment>;
   private hs: HardState = EMPTY_HARD_STATE;
   /** Opened segment files; those not handed over are closed by release(). */
@@ -177,6 +181,13 @@ class Recovery {
       if ((await this.apply(seg, scan, i)) === "abandon") break;
     }
 
+    if (this.stale !== null) {
+      throw new CorruptionError(
+        this.stale.path,
+        this.stale.offset,
+        `entry ${this.stale.from} leaves a gap after ${this.base}, and no truncation removed it`,
+      );
+    }
     const last = this.index.lastIndex;
     if (this.hs.commit > Math.max(last, this.base)) {
       const tail = this.kept[this.kept.length - 1];
@@ -224,6 +235,7 @@ class Recovery {
   private async apply(seg: Segment, scan: SegmentScan, i: number): Promise<"ok" | "abandon"> {
     const { dir } = this.opts;
     const isLast = i === this.live.length - 1;
+    this.firstLive = i === 0;
     const { path, fd, sizeBytes, seq } = seg;
     const { events: ev, offsets, terms } = scan;
     let sawHeader = false;
@@ -257,13 +269,17 @@ class Recovery {
           return "abandon";
         }
         const expected = Math.max(this.index.lastIndex, this.base) + 1;
-        if (!resetsLog && i > 0 && startIndex !== expected) {
+        // (Above the end while entries are set aside as stale: more of them, see addEntries.)
+        if (!resetsLog && i > 0 && startIndex > expected && this.stale === null) {
           throw new CorruptionError(
             path,
             offset,
             `segment starts at ${startIndex}, log ends at ${expected - 1}`,
           );
         }
+        // Lower: an overwriting append (a Raft conflict) rolled into this segment; the log
+        // was cut back to just before it (the engine writes no truncation record then).
+        if (!resetsLog && i > 0 && startIndex < expected) this.cutFrom(startIndex);
         j += 7;
         continue;
       }
@@ -288,8 +304,7 @@ class Recovery {
           j += 5;
           break;
         case EV_TRUNCATE: {
-          const from = ev[j + 2]!;
-          if (from > this.base) this.index.truncateFrom(from);
+          this.cutFrom(ev[j + 2]!);
           j += 3;
           break;
         }
@@ -337,6 +352,9 @@ class Recovery {
     let idx = index;
     let n = count;
     let at = from;
+    // An entry at or below the end overwrites the log from there (a Raft conflict), above the
+    // snapshot too, even when the overwriting entries themselves are all compacted away.
+    if (idx <= this.index.lastIndex) this.cutFrom(idx);
     if (idx + n - 1 <= this.base) return;
     if (idx <= this.base) {
       const skip = this.base - idx + 1;
@@ -346,9 +364,24 @@ class Recovery {
     }
     const last = this.index.lastIndex;
     if (idx > last + 1) {
+      // The first live segment may begin with entries that a later truncation (in the WAL's
+      // order) removed, while compaction deleted the segment before them: set them aside; the
+      // truncation must come, or recovery fails at the end.
+      if (this.firstLive || this.stale !== null) {
+        this.stale ??= { from: idx, path: seg.path, offset: offsets[at]! };
+        return;
+      }
       throw new CorruptionError(seg.path, offsets[at]!, `entry ${idx} leaves a gap after ${last}`);
     }
-    if (idx <= last) this.index.truncateFrom(idx);
     this.index.addRun(idx, n, term, seg, offsets, at);
+  }
+
+  /**
+   * The log was cut back to just before `from`: entries from there on are gone. A cut at or
+   * below the snapshot index removes every entry above it (compacted ones are gone already).
+   */
+  private cutFrom(from: number): void {
+    this.index.truncateFrom(Math.max(from, this.base + 1));
+    if (this.stale !== null && from <= this.stale.from) this.stale = null;
   }
 }

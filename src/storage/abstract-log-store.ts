@@ -85,7 +85,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
    * to await first (backpressure, a segment being prepared). A rejection fails
    * the write without changing anything.
    */
-  protected _writeGate(_bytes: number, _kind: WriteKind): Promise<void> | null {
+  protected _writeGate(_bytes: number, _kind: WriteKind, _largest: number): Promise<void> | null {
     return null;
   }
   protected _crash(): Promise<void> {
@@ -143,8 +143,12 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     const refused = this.refuse(() => this.validateBatch(entries));
     if (refused) return refused;
     let bytes = 0;
-    for (const e of entries) bytes += e.data.length + 64;
-    return this.serialize("append", bytes, () => this.doAppend(entries));
+    let largest = 0;
+    for (const e of entries) {
+      bytes += e.data.length + 64;
+      if (e.data.length + 64 > largest) largest = e.data.length + 64;
+    }
+    return this.serialize("append", bytes, () => this.doAppend(entries), largest);
   }
 
   private doAppend(entries: readonly Entry[]): Promise<void> {
@@ -289,8 +293,8 @@ export abstract class AbstractLogStore implements CrashableLogStore {
    * so the in-memory view changes synchronously with the call; otherwise queues
    * it behind earlier writes to keep call order.
    */
-  private serialize(kind: WriteKind, bytes: number, op: () => Promise<void>): Promise<void> {
-    let gate = this.waiting === 0 ? this._writeGate(bytes, kind) : null;
+  private serialize(kind: WriteKind, bytes: number, op: () => Promise<void>, largest = bytes): Promise<void> {
+    let gate = this.waiting === 0 ? this._writeGate(bytes, kind, largest) : null;
     if (this.waiting === 0 && gate === null) {
       try {
         return op();
@@ -303,7 +307,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
       for (;;) {
         if (gate !== null) await gate;
         this.checkOpen();
-        gate = this._writeGate(bytes, kind);
+        gate = this._writeGate(bytes, kind, largest);
         if (gate === null) break;
       }
       return op();

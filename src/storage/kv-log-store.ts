@@ -114,7 +114,7 @@ export abstract class KvLogStore extends AbstractLogStore {
     return { hardState, snapshot, lastIndex };
   }
 
-  protected override _writeGate(_bytes: number, _kind: WriteKind): Promise<void> | null {
+  protected override _writeGate(_bytes: number, _kind: WriteKind, _largest: number): Promise<void> | null {
     if (this.failed) return Promise.reject(this.failed);
     return this.pendingBytes > this.maxPendingBytes ? this.batch() : null;
   }

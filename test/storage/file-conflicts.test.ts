@@ -1,7 +1,8 @@
 /**
  * Raft conflicts (a new leader overwrites a follower's uncommitted suffix) in
  * the file WAL, then compaction and a reopen: the overwritten entries must
- * never come back, and the store must open.
+ * never come back, and the store must open. Also batches of entries too large
+ * to share a segment.
  */
 
 import assert from "node:assert/strict";
@@ -44,6 +45,31 @@ function contents(s: FileStorageEngine): [number, number][] {
   for (let i = s.firstIndex(); i <= s.lastIndex(); i++) out.push([i, s.term(i)]);
   return out;
 }
+
+describe("file WAL: batches of large entries", () => {
+  it("a batch whose entries need more segments than their total size suggests is written whole", async () => {
+    const dir = await fresh();
+    let s = await open(dir);
+    await s.whenPreallocated();
+    // Three 36,000 B entries in 64 KiB segments: one per segment (entries are never split),
+    // though 108 KB would fit in two.
+    const big = [entry(1, 1, 36_000), entry(2, 1, 36_000), entry(3, 1, 36_000)];
+    await s.append(big);
+    await s.sync();
+    assert.equal(s.lastIndex(), 3);
+    await s.append([entry(4, 1)]);
+    await s.sync();
+    await s.close();
+    s = await open(dir);
+    assert.deepEqual(contents(s), [
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 1],
+    ]);
+    await s.close();
+  });
+});
 
 describe("file WAL: conflicts, compaction and reopen", () => {
   for (const how of ["truncateSuffix, then append", "an overwriting append alone"] as const) {

@@ -234,7 +234,7 @@ export class FileStorageEngine extends AbstractLogStore {
 
   // ---- the write path --------------------------------------------------------
 
-  protected override _writeGate(bytes: number, kind: WriteKind): Promise<void> | null {
+  protected override _writeGate(bytes: number, kind: WriteKind, largest: number): Promise<void> | null {
     if (this.failed) return Promise.reject(this.failed);
     if (this.pendingBytes > this.maxPendingBytes && this.flushing) return this.flushing;
     const seg = this.writeSeg;
@@ -248,7 +248,9 @@ export class FileStorageEngine extends AbstractLogStore {
     } else {
       const room = seg.sizeBytes - seg.writePos - SMALL_RECORD_RESERVE_BYTES;
       const usable = this.segmentSizeBytes - 2 * SMALL_RECORD_RESERVE_BYTES;
-      segmentsNeeded = bytes <= room ? 0 : Math.ceil((bytes - Math.max(room, 0)) / usable);
+      // Entries are never split: a segment the batch rolls past holds more than `usable -
+      // largest` of it (or the next entry would have fitted).
+      segmentsNeeded = bytes <= room ? 0 : Math.ceil(bytes / Math.max(1, usable - largest));
     }
     if (this.pool.length >= segmentsNeeded) return null;
     return this.startPrealloc(segmentsNeeded, true);

@@ -71,6 +71,32 @@ describe("file WAL: batches of large entries", () => {
   });
 });
 
+describe("file WAL: backpressure", () => {
+  it("writes issued in a row without awaiting them stay within maxPendingBytes (plus one write)", async () => {
+    const dir = await fresh();
+    const s = new FileStorageEngine({
+      dir,
+      segmentSizeBytes: 64 * 1024 * 1024,
+      maxPendingBytes: 1024 * 1024,
+      recoveryWorkers: 0,
+    });
+    await s.open();
+    await s.whenPreallocated();
+    const pending = () => (s as unknown as { pendingBytes: number }).pendingBytes;
+    let most = 0;
+    const writes: Promise<void>[] = [];
+    for (let i = 1; i <= 40; i++) {
+      writes.push(s.append([entry(i, 1, 256 * 1024)]));
+      most = Math.max(most, pending());
+    }
+    await Promise.all(writes);
+    await s.sync();
+    assert.equal(s.lastIndex(), 40);
+    assert.ok(most <= 1024 * 1024 + 256 * 1024 + 1024, `${most} bytes queued at once`);
+    await s.close();
+  });
+});
+
 describe("file WAL: conflicts, compaction and reopen", () => {
   for (const how of ["truncateSuffix, then append", "an overwriting append alone"] as const) {
     it(`a conflict at or below the snapshot index does not bring the old suffix back (${how})`, async () => {

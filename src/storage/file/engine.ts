@@ -236,7 +236,12 @@ export class FileStorageEngine extends AbstractLogStore {
 
   protected override _writeGate(bytes: number, kind: WriteKind, largest: number): Promise<void> | null {
     if (this.failed) return Promise.reject(this.failed);
-    if (this.pendingBytes > this.maxPendingBytes && this.flushing) return this.flushing;
+    if (this.pendingBytes > this.maxPendingBytes) {
+      // Over the bound: write now (the loop may not have started yet in this event-loop
+      // turn) and wait for it, so writes not awaited in a row cannot queue without limit.
+      if (!this.flushActive) this.startFlush();
+      if (this.flushing) return this.flushing;
+    }
     const seg = this.writeSeg;
     let segmentsNeeded: number;
     if (kind === "snapshot") {

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CorruptionError, ProtocolError, StoppedError } from "../errors.ts";
-import type { Entry, NodeId, Snapshot, SnapshotMessage } from "../raft/types.ts";
+import { type Entry, NONE, type NodeId, type Snapshot, type SnapshotMessage } from "../raft/types.ts";
 import { crc32c } from "../storage/crc32c.ts";
 import type { SnapshotInfo } from "../storage/state-machine.ts";
 import type { RaftNode } from "./raft-node.ts";
@@ -322,6 +322,15 @@ export class Snapshots<R, Q, A> {
     const index = num(header, "index");
     const term = num(header, "term");
     const offset = num(header, "offset");
+    // Only the leader streams snapshots: a stale leader's, or another peer's, are refused
+    // before they take any disk.
+    const st = this.node.raw.status();
+    const leaderTerm = num(header, "leaderTerm");
+    if (leaderTerm < st.term || (leaderTerm === st.term && st.lead !== NONE && st.lead !== from)) {
+      throw new ProtocolError(
+        `snapshot ${index} from node ${from} in term ${leaderTerm}: not the leader (term ${st.term}, leader ${st.lead})`,
+      );
+    }
     const key = `${from}:${index}`;
     let inc = this.incoming.get(key);
     if (offset === 0 && (!header.done || !inc)) {

@@ -18,6 +18,7 @@ import {
 } from "../../src/errors.ts";
 import type { NodeConfigInput } from "../../src/node/config.ts";
 import type { NodeEvents } from "../../src/node/raft-node.ts";
+import { encodeWithBody, RPC_SNAPSHOT } from "../../src/node/wire.ts";
 import { encodeKvCommand } from "../../src/storage/kv-command.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
 import {
@@ -314,6 +315,29 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     await leader.propose(put("after", "1"));
     await waitFor("replication resumes", () => second.status().applied === leader.status().commit, 5000);
     assert.equal(dec((await second.read(enc("after"), { consistency: "eventual" }))!), "1");
+  });
+
+  it("snapshot chunks from a peer that is not the leader (or from an older term) are refused", async (t) => {
+    const m = await memCluster3(t, 3);
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    const [f, g] = m.nodes.filter((n) => n !== leader) as [KvNode, KvNode];
+    await leader.propose(put("k", "v"));
+    await waitFor("f knows the leader", () => f.status().leader === leader.id);
+    const term = f.status().term;
+    const chunk = (leaderTerm: number) =>
+      encodeWithBody({ index: 999, term, leaderTerm, offset: 0, done: false }, new Uint8Array(1000));
+    for (const leaderTerm of [term, term - 1]) {
+      await assert.rejects(
+        g.transport.request(f.id, RPC_SNAPSHOT, chunk(leaderTerm), { timeoutMs: 2000 }),
+        (e: unknown) => {
+          assert.match(String(e), /not the leader/);
+          return true;
+        },
+      );
+    }
+    // The leader's own chunk at its term is taken.
+    await leader.transport.request(f.id, RPC_SNAPSHOT, chunk(term), { timeoutMs: 2000 });
   });
 
   it("snapshot() on demand compacts the log; a joining node gets it streamed, with events all along", async (t) => {

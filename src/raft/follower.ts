@@ -158,5 +158,6 @@ function restoreSnapshot(r: Raft, m: SnapshotMessage): boolean {
   const restored = restoreConfState(confState, r.changerContext());
   r.tracker.config = restored.config;
   r.tracker.progress = restored.progress;
+  r.configIndex = index;
   return true;
 }

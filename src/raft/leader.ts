@@ -149,6 +149,15 @@ function handleAppendResponse(r: Raft, m: AppendResponseMessage): void {
     }
     return;
   }
+  // An acknowledgment of more than this log holds is a faulty or hostile peer: counting it could
+  // commit entries nobody has, and a progress past the log would fail every later send.
+  if (m.index > r.log.lastIndex()) {
+    r.cfg.logger?.warn(
+      { id: r.id, from: m.from, index: m.index, lastIndex: r.log.lastIndex() },
+      "ignored an append acknowledgment beyond the log",
+    );
+    return;
+  }
   const wasPaused = pr.isPaused();
   if (pr.maybeUpdate(m.index) || (pr.match === m.index && pr.state === "probe")) {
     if (pr.state === "probe") pr.becomeReplicate();

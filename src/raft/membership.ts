@@ -46,6 +46,7 @@ export function applyConfChangeEntry(r: Raft, e: Entry): ConfState {
   const result = applyConfChange(r.tracker.config, r.tracker.progress, cc, r.changerContext());
   r.tracker.config = result.config;
   r.tracker.progress = result.progress;
+  r.configIndex = e.index;
   invalidateLease(r);
   const cs = confStateOf(r.tracker.config);
   if (r.role !== "leader") return cs;

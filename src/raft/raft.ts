@@ -38,6 +38,11 @@ export class Raft {
   readonly cfg: ResolvedRaftConfig;
   readonly log: RaftLog;
   readonly tracker = new ProgressTracker();
+  /**
+   * The log index the configuration reflects: a conf-change entry at or below it is in it
+   * already (a snapshot restored after a Ready handed the entry out, before advance()).
+   */
+  configIndex = 0;
 
   term = 0;
   vote: NodeId = NONE;
@@ -97,6 +102,7 @@ export class Raft {
     const restored = restoreConfState(confState, this.changerContext());
     this.tracker.config = restored.config;
     this.tracker.progress = restored.progress;
+    this.configIndex = this.log.firstIndex() - 1;
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0)
       this.loadHardState(hardState);
     if (this.cfg.applied > this.log.committed && this.cfg.applied <= this.log.lastIndex()) {

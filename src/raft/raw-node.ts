@@ -248,7 +248,10 @@ export class RawNode {
     if (rd.committedEntries.length > 0) {
       const last = rd.committedEntries[rd.committedEntries.length - 1]!;
       invariant(last.index > r.log.applied, () => `entry ${last.index} was applied twice`);
-      for (const e of rd.committedEntries) if (e.type === EntryType.ConfChange) applyConfChangeEntry(r, e);
+      // One at or below configIndex is in the configuration already: a snapshot that covers it
+      // was restored since this Ready was made.
+      for (const e of rd.committedEntries)
+        if (e.type === EntryType.ConfChange && e.index > r.configIndex) applyConfChangeEntry(r, e);
       r.log.appliedTo(last.index);
     }
     if (!r.cfg.asyncStorageWrites && r.role === "leader") onLeaderPersisted(r);

@@ -148,8 +148,10 @@ export abstract class KvLogStore extends AbstractLogStore {
   }
 
   protected _compact(snapshot: SnapshotMetadata, discardLog: boolean): Promise<void> {
+    // Only keys that exist: a snapshot far ahead of a short log (a new or lagging follower)
+    // must not queue a delete for every index up to it.
     const from = this.firstIndex();
-    const to = discardLog ? Math.max(this.lastIndex(), snapshot.index) : snapshot.index;
+    const to = discardLog ? this.lastIndex() : Math.min(snapshot.index, this.lastIndex());
     for (let i = from; i <= to; i++) this.setEntry(i, null);
     this.setMeta(META_SNAPSHOT, snapshot);
     if (discardLog) this.setMeta(META_LAST, snapshot.index);

@@ -347,6 +347,24 @@ export function runLogStoreSuite(
         assert.equal(s.term(100), 4);
       }));
 
+    it("installs a snapshot far ahead of a short log (a new follower, index 2^24 + 10) and reopens intact", () =>
+      withFixture(factory, tiny, async (fx, h) => {
+        // A backend that walked every index up to the snapshot took seconds and gigabytes
+        // here, and past 2^24 indexes failed midway, leaving the log corrupt.
+        const far = 2 ** 24 + 10;
+        await h.store.append(makeEntries(1, 4, 1));
+        await h.store.sync();
+        await h.store.installSnapshot({ index: far, term: 5, confState: CONF });
+        await h.store.append(makeEntries(far + 1, far + 3, 5));
+        await h.store.sync();
+        await beforeAndAfterReopen(fx, h, (s) => {
+          assert.equal(s.firstIndex(), far + 1);
+          assert.equal(s.lastIndex(), far + 2);
+          assert.equal(s.term(far), 5);
+          assertEntriesEqual(s.entries(far + 1, far + 3, 1e9), makeEntries(far + 1, far + 3, 5));
+        });
+      }));
+
     it("serves many appends issued while a sync is in flight (group commit)", () =>
       withFixture(factory, tiny, async (fx, h) => {
         const pending: Promise<void>[] = [];

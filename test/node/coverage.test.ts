@@ -612,24 +612,8 @@ describe("runtime coverage", () => {
     let failing = false;
     const sync = engine.sync.bind(engine);
     engine.sync = () => (failing ? Promise.reject(boom) : sync());
-    const log = capture();
-    const n = new NodeBuilder(
-      merge(FAST as Record<string, unknown>, {
-        nodeId: 1,
-        listen: memAddress(1),
-        dataDir: dir,
-        initialCluster: { "1": memAddress(1) },
-      }),
-    )
-      .storageEngine(engine)
-      .transport(new MemoryNetwork({ clusterId: "fatal" }).transport(1, { address: memAddress(1) }))
-      .logger(log)
-      .build() as unknown as KvNode;
-    all.push(n);
+    const { n, log } = await soloNode("fatal", engine);
     t.after(() => n.stop().catch(() => {}));
-    await n.startRpcServer();
-    await n.ready();
-    await waitFor("leader", () => n.status().role === "leader");
     for (let i = 0; i < 5; i++) await n.propose(put(`ok${i}`, "1"));
     const fatal = record(n, "fatal");
     const running = n.run(new AbortController().signal);

@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { InvalidArgumentError } from "../errors.ts";
+import { isDuplicateSignal } from "./signals.ts";
 
 export interface DemoOptions {
   readonly dataDir: string;
@@ -26,8 +27,6 @@ interface Child {
   http: string;
 }
 
-/** A signal this soon after the first is the same one delivered twice, not a request to force. */
-const DUPLICATE_SIGNAL_MS = 500;
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "tsraft.ts");
 
 export async function runDemo(opts: DemoOptions): Promise<void> {
@@ -45,8 +44,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   let firstSignalAt = 0;
   const stopAll = async (code: number) => {
     if (stopping) {
-      // The same Ctrl-C delivered twice (the terminal and a wrapper such as tsx relaying it).
-      if (Date.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
+      if (isDuplicateSignal(firstSignalAt)) return;
       // A second signal: each node's second signal makes it exit at once (what it
       // acknowledged is on disk already).
       console.log("second signal: stopping the nodes at once");

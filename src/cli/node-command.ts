@@ -10,6 +10,7 @@ import { ConfigError } from "../errors.ts";
 import { NodeBuilder } from "../node/builder.ts";
 import { loadNodeConfig, type NodeConfigInput } from "../node/config.ts";
 import { HttpApi, type KvRaftNode } from "../server/http-api.ts";
+import { isDuplicateSignal } from "./signals.ts";
 
 export interface NodeCommandOptions {
   readonly config?: string;
@@ -49,8 +50,7 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<void> {
   let firstSignalAt = 0;
   const onSignal = (sig: string) => {
     if (firstSignalAt > 0) {
-      // The same Ctrl-C delivered twice (the terminal and a wrapper such as tsx relaying it).
-      if (Date.now() - firstSignalAt < 500) return;
+      if (isDuplicateSignal(firstSignalAt)) return;
       logger.warn({ sig }, "second signal: exiting now");
       process.exit(130);
     }

@@ -29,6 +29,10 @@ import { decodeWithBody, encodeWithBody, num, RPC_JOIN, RPC_REMOVED, str } from 
 
 const JOIN_RPC_TIMEOUT_MS = 10_000;
 
+/** The error of a change whose index went to another entry (or whose outcome cannot be known). */
+const dropped = (why: string) => (index: number) =>
+  new ProposalDroppedError("stepped-down", `index ${index} ${why}`);
+
 interface Waiter {
   readonly term: number;
   readonly deadlineMs: number;
@@ -183,7 +187,7 @@ export class Membership<R, Q, A> {
     }
     // Waiters at or above this index belong to a term this node lost and regained
     // leadership since: their entries were cut from its log, never to commit.
-    this.dropWaiters((i) => i >= pos.index, `was replaced in term ${pos.term}`);
+    this.failWaiters((i) => i >= pos.index, dropped(`was replaced in term ${pos.term}`));
     n.schedule();
     const deadlineMs = Date.now() + n.config.limits.proposalTimeoutMs;
     return new Promise<ConfState>((resolve, reject) => {
@@ -197,7 +201,7 @@ export class Membership<R, Q, A> {
    * leader's), or cannot learn its outcome.
    */
   settleUpTo(index: number, why: string): void {
-    if (this.waiters.size > 0) this.dropWaiters((i) => i <= index, why);
+    if (this.waiters.size > 0) this.failWaiters((i) => i <= index, dropped(why));
   }
 
   /** A ConfChange entry was applied (after the core took it in, in advance()). */
@@ -273,11 +277,10 @@ export class Membership<R, Q, A> {
   onTick(): void {
     const n = this.node;
     const now = Date.now();
-    for (const [i, w] of this.waiters) {
-      if (w.deadlineMs > now) continue;
-      this.waiters.delete(i);
-      w.reject(new TimeoutError(`membership change at index ${i}`, n.config.limits.proposalTimeoutMs));
-    }
+    this.failWaiters(
+      (_i, w) => w.deadlineMs <= now,
+      (i) => new TimeoutError(`membership change at index ${i}`, n.config.limits.proposalTimeoutMs),
+    );
     const rule = n.config.membership;
     if (!rule.autoPromote || this.promoting) return;
     const st = n.raw.status();
@@ -324,11 +327,12 @@ export class Membership<R, Q, A> {
     return best?.id;
   }
 
-  private dropWaiters(at: (index: number) => boolean, why: string): void {
+  /** Fails the waiters `which` picks, each with the error `why` makes for its index. */
+  private failWaiters(which: (index: number, w: Waiter) => boolean, why: (index: number) => Error): void {
     for (const [i, w] of this.waiters) {
-      if (!at(i)) continue;
+      if (!which(i, w)) continue;
       this.waiters.delete(i);
-      w.reject(new ProposalDroppedError("stepped-down", `index ${i} ${why}`));
+      w.reject(why(i));
     }
   }
 

@@ -145,8 +145,9 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     let bytes = 0;
     let largest = 0;
     for (const e of entries) {
-      bytes += e.data.length + 64;
-      if (e.data.length + 64 > largest) largest = e.data.length + 64;
+      const b = e.data.length + 64;
+      bytes += b;
+      if (b > largest) largest = b;
     }
     return this.serialize("append", bytes, () => this.doAppend(entries), largest);
   }

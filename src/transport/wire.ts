@@ -17,7 +17,8 @@ const MAX_VARINT_BYTES = 8;
 const textEncoder = new TextEncoder();
 // `fatal` so malformed UTF-8 from a peer becomes a ProtocolError instead of a
 // silently different string (a ReadIndex ctx must match byte for byte).
-const textDecoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a string that begins with U+FEFF keeps it (the default strips it: no round trip).
+const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Bytes a varint takes for `n` (a non-negative safe integer). */
 export function varintSize(n: number): number {

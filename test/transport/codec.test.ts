@@ -104,6 +104,11 @@ describe("message codec", () => {
     assert.ok(encodeMessage(app).length < 256 + 20);
   });
 
+  it("keeps a leading U+FEFF in strings (a ReadIndex ctx must come back byte for byte)", () => {
+    const m = { type: "readIndex", from: 1, to: 2, term: 3, ctx: "\ufeffctx" } as const;
+    assert.deepEqual(decodeMessage(encodeMessage(m)), m);
+  });
+
   it("throws ProtocolError on every truncation of every valid message", () => {
     fc.assert(
       fc.property(anyMessage, (m) => {

@@ -9,6 +9,7 @@ import pino from "pino";
 import { ConfigError } from "../errors.ts";
 import { NodeBuilder } from "../node/builder.ts";
 import { loadNodeConfig, type NodeConfigInput } from "../node/config.ts";
+import { checkAddress } from "../node/config-schema.ts";
 import { HttpApi, type KvRaftNode } from "../server/http-api.ts";
 import { isDuplicateSignal } from "./signals.ts";
 
@@ -28,21 +29,30 @@ export interface NodeCommandOptions {
 
 export async function runNodeCommand(opts: NodeCommandOptions): Promise<void> {
   const overrides: Record<string, unknown> = {};
-  if (opts.id) overrides.nodeId = Number(opts.id);
-  if (opts.listen) overrides.listen = opts.listen;
-  if (opts.dataDir) overrides.dataDir = opts.dataDir;
-  if (opts.initialCluster) overrides.initialCluster = opts.initialCluster;
-  if (opts.join) overrides.join = opts.join;
-  if (opts.clusterId) overrides.clusterId = opts.clusterId;
+  if (opts.id !== undefined) {
+    if (!/^[1-9]\d*$/.test(opts.id))
+      throw new ConfigError("id", `expected a positive integer, got "${opts.id}"`);
+    overrides.nodeId = Number(opts.id);
+  }
+  if (opts.listen !== undefined) overrides.listen = opts.listen;
+  if (opts.dataDir !== undefined) overrides.dataDir = opts.dataDir;
+  if (opts.initialCluster !== undefined) overrides.initialCluster = opts.initialCluster;
+  if (opts.join !== undefined) overrides.join = opts.join;
+  if (opts.clusterId !== undefined) overrides.clusterId = opts.clusterId;
   const config = loadNodeConfig({
-    ...(opts.config ? { file: opts.config } : {}),
+    ...(opts.config !== undefined ? { file: opts.config } : {}),
     env: process.env,
     overrides: overrides as NodeConfigInput,
   });
-  const logger = pino(
-    { level: opts.logLevel ?? process.env.TSRAFT_LOG_LEVEL ?? "info", base: { node: config.nodeId } },
-    pino.destination(2),
-  );
+  const level = opts.logLevel ?? process.env.TSRAFT_LOG_LEVEL ?? "info";
+  const levels = [...Object.keys(pino.levels.values), "silent"];
+  if (!levels.includes(level)) {
+    throw new ConfigError(
+      opts.logLevel !== undefined ? "log-level" : "TSRAFT_LOG_LEVEL",
+      `expected one of ${levels.join(", ")}, got "${level}"`,
+    );
+  }
+  const logger = pino({ level, base: { node: config.nodeId } }, pino.destination(2));
   // Checked before anything is opened: a typo must not leave a half-started node.
   const [host, port] = splitHostPort(opts.http ?? "127.0.0.1:0");
   const node = new NodeBuilder(config).logger(logger).build() as unknown as KvRaftNode;
@@ -101,9 +111,7 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<void> {
 }
 
 function splitHostPort(s: string): [string, number] {
+  checkAddress(s, "http", 0);
   const i = s.lastIndexOf(":");
-  const port = Number(s.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535 || s.slice(i + 1) === "")
-    throw new ConfigError("http", `expected host:port, got "${s}"`);
-  return [s.slice(0, i), port];
+  return [s.slice(0, i), Number(s.slice(i + 1))];
 }

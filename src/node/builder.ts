@@ -11,7 +11,7 @@
  *   await node.run(controller.signal);
  */
 
-import { readFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
 import { FileStorageEngine } from "../storage/file/engine.ts";
@@ -96,6 +96,7 @@ export class NodeBuilder<R = unknown, Q = unknown, A = unknown> {
         "is required unless a storage engine, state machine and snapshot store are all given",
       );
     }
+    if (c.dataDir) checkDataDir(c.dataDir);
     const log = this.log ?? new FileStorageEngine({ dir: join(c.dataDir, "storage") });
     const sm =
       this.sm ??
@@ -138,5 +139,16 @@ export class NodeBuilder<R = unknown, Q = unknown, A = unknown> {
           }
         : {}),
     });
+  }
+}
+
+/** Creates the data directory if needed; one that cannot be used is a config error, not a stack trace. */
+function checkDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    if (!statSync(dir).isDirectory()) throw new Error("not a directory");
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    throw new ConfigError("dataDir", `cannot use ${dir}: ${(e as Error).message}`);
   }
 }

@@ -45,20 +45,29 @@ export function defaultsOf(schema: Schema): Obj {
   return out;
 }
 
-/** Deep-merges `over` into `base` (plain objects merge, anything else replaces). */
-export function merge(base: Obj, over: Obj): Obj {
+/**
+ * Merges `over` into `base`: the sections of `schema` merge key by key, any
+ * other value (a field, a peer map among them) replaces what was there.
+ */
+export function merge(base: Obj, over: Obj, schema: Schema): Obj {
   const out: Obj = { ...base };
   for (const [k, v] of Object.entries(over)) {
     if (v === undefined) continue;
+    const spec = Object.hasOwn(schema, k) ? schema[k] : undefined;
     const b = out[k];
-    if (isPlainObject(v) && isPlainObject(b)) out[k] = merge(b, v);
-    else out[k] = v;
+    if (spec && !isField(spec) && isPlainObject(v) && isPlainObject(b)) out[k] = merge(b, v, spec);
+    // Defined, not assigned: a "__proto__" key (JSON.parse makes one) stays a key, which
+    // validation then refuses, instead of becoming the object's prototype.
+    else Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
 
+/** An object literal or a parsed table, not a Date, array, buffer or class instance. */
 function isPlainObject(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+  if (typeof v !== "object" || v === null) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 
 function envName(path: readonly string[]): string {
@@ -79,17 +88,44 @@ export function envVars(
   return out;
 }
 
-/** Reads `TSRAFT_*` variables into a partial config (values parsed by the field's type). */
-export function fromEnv(
+/**
+ * Reads `TSRAFT_*` variables into a partial config (values parsed by the
+ * field's type). A variable the schema does not know is refused when it looks
+ * meant for it: it names a section (`TSRAFT_RAFT_…`), or it differs from a
+ * known name only in its underscores (`TSRAFT_RAFT_TICKMS`). Others
+ * (`TSRAFT_LOG_LEVEL`, a tool's own) are left alone.
+ */
+export function fromEnv(schema: Schema, env: Readonly<Record<string, string | undefined>>): Obj {
+  const known = envVars(schema);
+  const names = new Set(known.map((v) => v.name));
+  const squash = (n: string) => n.replace(/_/g, "");
+  const bySquashed = new Map(known.map((v) => [squash(v.name), v.name]));
+  const sections = Object.entries(schema)
+    .filter(([, spec]) => !isField(spec))
+    .map(([k]) => envName([k]));
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || !name.startsWith("TSRAFT_") || names.has(name)) continue;
+    const meant = bySquashed.get(squash(name));
+    if (meant) throw new ConfigError(name, `unknown environment variable; did you mean ${meant}?`);
+    const section = sections.find((sec) => name === sec || name.startsWith(`${sec}_`));
+    if (section) {
+      const siblings = known.filter((v) => v.name.startsWith(`${section}_`)).map((v) => v.name);
+      throw new ConfigError(name, `unknown environment variable (known: ${siblings.join(", ")})`);
+    }
+  }
+  return readEnv(schema, env, []);
+}
+
+function readEnv(
   schema: Schema,
   env: Readonly<Record<string, string | undefined>>,
-  prefix: readonly string[] = [],
+  prefix: readonly string[],
 ): Obj {
   const out: Obj = {};
   for (const [k, spec] of Object.entries(schema)) {
     const path = [...prefix, k];
     if (!isField(spec)) {
-      const sub = fromEnv(spec, env, path);
+      const sub = readEnv(spec, env, path);
       if (Object.keys(sub).length > 0) out[k] = sub;
       continue;
     }
@@ -103,7 +139,7 @@ export function fromEnv(
 function parseScalar(spec: FieldSpec, raw: string, key: string): unknown {
   switch (spec.type) {
     case "int": {
-      if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(key, `expected an integer, got "${raw}"`);
+      if (!/^-?\d+$/.test(raw)) throw new ConfigError(key, `expected an integer, got "${raw}"`);
       return Number(raw);
     }
     case "bool":
@@ -122,9 +158,14 @@ function parseScalar(spec: FieldSpec, raw: string, key: string): unknown {
 
 /** Validates a merged config against the schema: unknown keys, types, bounds. Returns it typed. */
 export function validate<T>(schema: Schema, value: unknown, prefix = ""): T {
-  if (!isPlainObject(value)) throw new ConfigError(prefix || "(root)", "must be an object");
+  if (!isPlainObject(value)) {
+    throw new ConfigError(
+      prefix.slice(0, -1) || "(root)",
+      `must be an object (a table), got ${String(value)}`,
+    );
+  }
   for (const k of Object.keys(value)) {
-    if (!(k in schema)) {
+    if (!Object.hasOwn(schema, k)) {
       const known = Object.keys(schema).join(", ");
       throw new ConfigError(prefix + k, `unknown key (known keys: ${known})`);
     }
@@ -134,7 +175,8 @@ export function validate<T>(schema: Schema, value: unknown, prefix = ""): T {
     const key = prefix + k;
     const v = value[k];
     if (!isField(spec)) {
-      out[k] = validate(spec, v ?? {}, `${key}.`);
+      // A section given as null, a number or a list is an error, not "all defaults".
+      out[k] = validate(spec, v === undefined ? {} : v, `${key}.`);
       continue;
     }
     if (v === undefined) continue;
@@ -194,13 +236,29 @@ export function parsePeers(v: unknown, key: string): Record<string, string> {
     throw new ConfigError(key, `expected a map of node id to address, got ${JSON.stringify(v)}`);
   }
   const out: Record<string, string> = {};
+  const owner = new Map<string, string>();
   for (const [id, addr] of entries) {
     if (!/^[1-9]\d*$/.test(id) || !Number.isSafeInteger(Number(id)))
       throw new ConfigError(`${key}.${id}`, "node ids are positive integers");
-    if (typeof addr !== "string" || !/^[^\s:]+:\d{1,5}$/.test(addr)) {
+    if (Object.hasOwn(out, id)) throw new ConfigError(`${key}.${id}`, "node id given twice");
+    if (typeof addr !== "string") {
       throw new ConfigError(`${key}.${id}`, `expected host:port, got ${JSON.stringify(addr)}`);
     }
+    checkAddress(addr, `${key}.${id}`, 1);
+    const other = owner.get(addr);
+    if (other !== undefined) throw new ConfigError(`${key}.${id}`, `address ${addr} is node ${other}'s too`);
+    owner.set(addr, id);
     out[id] = addr;
   }
   return out;
+}
+
+/** Checks "host:port" with a port in [minPort, 65535] (0 lets a listener pick one). */
+export function checkAddress(addr: string, key: string, minPort: 0 | 1): void {
+  const m = /^[^\s:]+:(\d{1,5})$/.exec(addr);
+  if (!m) throw new ConfigError(key, `expected host:port, got ${JSON.stringify(addr)}`);
+  const port = Number(m[1]);
+  if (port < minPort || port > 65535) {
+    throw new ConfigError(key, `port must be ${minPort}..65535, got ${JSON.stringify(addr)}`);
+  }
 }

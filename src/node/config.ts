@@ -9,7 +9,10 @@ import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ConfigError } from "../errors.ts";
-import { defaultsOf, fromEnv, merge, type Schema, validate } from "./config-schema.ts";
+import { checkAddress, defaultsOf, fromEnv, merge, type Schema, validate } from "./config-schema.ts";
+
+/** The longest delay a Node.js timer takes (longer ones fire at once). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 export const NODE_CONFIG_SCHEMA = {
   nodeId: { type: "int", min: 1, doc: "this node's id (a positive integer, unique in the cluster)" },
@@ -41,7 +44,7 @@ export const NODE_CONFIG_SCHEMA = {
       type: "int",
       default: 0,
       min: 0,
-      doc: "leader lease for lease reads, in ticks (0 = off; must be < electionTicks)",
+      doc: "leader lease for lease reads, in ticks (0 = off; at most electionTicks - 2)",
     },
     maxSizePerMsgBytes: {
       type: "int",
@@ -104,6 +107,7 @@ export const NODE_CONFIG_SCHEMA = {
       type: "int",
       default: 60_000,
       min: 1,
+      max: MAX_TIMER_MS,
       doc: "time from the end of one snapshot to the start of the next (policy=interval)",
     },
     keepTailEntries: { type: "int", default: 1000, min: 0, doc: "entries kept in the log behind a snapshot" },
@@ -126,7 +130,13 @@ export const NODE_CONFIG_SCHEMA = {
       min: 0,
       doc: "a learner this close to the commit index ...",
     },
-    promoteAfterMs: { type: "int", default: 1000, min: 0, doc: "... for this long is promoted" },
+    promoteAfterMs: {
+      type: "int",
+      default: 1000,
+      min: 0,
+      max: MAX_TIMER_MS,
+      doc: "... for this long is promoted",
+    },
   },
   limits: {
     maxPendingProposals: {
@@ -149,18 +159,21 @@ export const NODE_CONFIG_SCHEMA = {
       type: "int",
       default: 10_000,
       min: 1,
+      max: MAX_TIMER_MS,
       doc: "a proposal (a write or a membership change) not applied by then fails with TimeoutError",
     },
     readyTimeoutMs: {
       type: "int",
       default: 30_000,
       min: 1,
+      max: MAX_TIMER_MS,
       doc: "node.ready() rejects after this long without a leader",
     },
     shutdownTimeoutMs: {
       type: "int",
       default: 5_000,
       min: 1,
+      max: MAX_TIMER_MS,
       doc: "graceful shutdown bound (leader transfer, flush)",
     },
   },
@@ -253,12 +266,17 @@ export interface LoadConfigOptions {
   readonly overrides?: NodeConfigInput;
 }
 
+/** Layers one partial config over another as loading does: sections merge, fields (a peer map too) replace. */
+export function mergeNodeConfig(base: NodeConfigInput, over: NodeConfigInput): NodeConfigInput {
+  return merge(base as Record<string, unknown>, over as Record<string, unknown>, NODE_CONFIG_SCHEMA);
+}
+
 /** defaults → file → environment → overrides, then validation. */
 export function loadNodeConfig(opts: LoadConfigOptions = {}): NodeConfig {
   let merged = defaultsOf(NODE_CONFIG_SCHEMA);
-  if (opts.file) merged = merge(merged, readConfigFile(opts.file));
-  if (opts.env) merged = merge(merged, fromEnv(NODE_CONFIG_SCHEMA, opts.env));
-  if (opts.overrides) merged = merge(merged, opts.overrides as Record<string, unknown>);
+  if (opts.file !== undefined) merged = merge(merged, readConfigFile(opts.file), NODE_CONFIG_SCHEMA);
+  if (opts.env) merged = merge(merged, fromEnv(NODE_CONFIG_SCHEMA, opts.env), NODE_CONFIG_SCHEMA);
+  if (opts.overrides) merged = merge(merged, opts.overrides as Record<string, unknown>, NODE_CONFIG_SCHEMA);
   const cfg = validate<NodeConfig>(NODE_CONFIG_SCHEMA, merged);
   checkCombinations(cfg);
   return cfg;
@@ -276,10 +294,10 @@ function checkCombinations(c: NodeConfig): void {
   if (r.leaseTicks > 0) {
     if (!r.checkQuorum)
       throw new ConfigError("raft.leaseTicks", "lease reads require raft.checkQuorum = true");
-    if (r.leaseTicks >= r.electionTicks) {
+    if (r.leaseTicks > r.electionTicks - 2) {
       throw new ConfigError(
         "raft.leaseTicks",
-        `must be less than raft.electionTicks (${r.electionTicks}): a lease as long as an election timeout is unsafe under clock drift`,
+        `must be at most raft.electionTicks - 2 (${r.electionTicks - 2}): a follower ignores votes for only electionTicks - 1 ticks after hearing the leader, and a lease needs a tick of margin for clock drift`,
       );
     }
   }
@@ -296,10 +314,15 @@ function checkCombinations(c: NodeConfig): void {
   if (members.length > 0 && !members.includes(String(c.nodeId))) {
     throw new ConfigError("initialCluster", `must include this node (${c.nodeId})`);
   }
-  if (!/^[^\s:]+:\d{1,5}$/.test(c.listen))
-    throw new ConfigError("listen", `expected host:port, got "${c.listen}"`);
-  if (c.advertise && !/^[^\s:]+:\d{1,5}$/.test(c.advertise)) {
-    throw new ConfigError("advertise", `expected host:port, got "${c.advertise}"`);
+  checkAddress(c.listen, "listen", 0);
+  if (c.advertise) checkAddress(c.advertise, "advertise", 1);
+  const bw = c.snapshot.bandwidthBytesPerSec;
+  if (bw > 0 && bw < 1024) {
+    // Slower, one chunk would take longer than a timer can wait.
+    throw new ConfigError(
+      "snapshot.bandwidthBytesPerSec",
+      `must be 0 (unlimited) or at least 1024, got ${bw}`,
+    );
   }
   const tlsSet = [c.tls.cert, c.tls.key, c.tls.ca].filter((v) => v !== "").length;
   if (tlsSet !== 0 && tlsSet !== 3)

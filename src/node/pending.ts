@@ -144,7 +144,13 @@ export class PendingReads<T> {
   private seq = 0;
   private readonly prefix: string;
 
-  constructor(max: number, timeoutMs: number, nodeId: number) {
+  /** `onExpired(ctx)`: a read timed out (the core may still hold it). */
+  constructor(
+    max: number,
+    timeoutMs: number,
+    nodeId: number,
+    private readonly onExpired: (ctx: string) => void = () => {},
+  ) {
     this.max = max;
     this.timeoutMs = timeoutMs;
     // ctx must not collide with a read of an earlier incarnation that a leader may still answer.
@@ -203,6 +209,7 @@ export class PendingReads<T> {
     for (const [ctx, r] of this.byCtx) {
       if (r.deadlineMs > nowMs) break;
       this.remove(ctx, r);
+      this.onExpired(ctx);
       r.reject(new TimeoutError("read", this.timeoutMs));
     }
   }

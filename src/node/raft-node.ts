@@ -163,7 +163,9 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       );
     }
     this.proposals = new PendingProposals(l.maxPendingProposals, l.proposalTimeoutMs);
-    this.reads = new PendingReads(l.maxPendingReads, l.proposalTimeoutMs, this.id);
+    this.reads = new PendingReads(l.maxPendingReads, l.proposalTimeoutMs, this.id, (ctx) =>
+      this.raw.cancelRead(ctx),
+    );
     this.snapshots = new Snapshots(this);
     this.membership = new Membership(this);
   }
@@ -174,7 +176,9 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
 
   /** Opens storage, recovers, starts the peer server and the ticker. */
   async start(): Promise<void> {
-    invariant(this.state === "new", `start() in state ${this.state}`);
+    if (this.state === "stopping" || this.state === "stopped") throw new StoppedError();
+    if (this.state !== "new")
+      throw new InvalidArgumentError(`the node was started already (it is ${this.state})`);
     this.state = "starting";
     let opened = (): void => {};
     this.opening = new Promise<void>((resolve) => {
@@ -250,6 +254,19 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
 
   /** Resolves once a leader is known (and, for a joining node, it was admitted). */
   ready(timeoutMs = this.config.limits.readyTimeoutMs): Promise<void> {
+    if (this.state === "new") {
+      return Promise.reject(
+        new InvalidArgumentError("ready() before startRpcServer(): start the node first"),
+      );
+    }
+    if (this.state === "starting") {
+      // Still opening storage: wait for it (a failed start rejects start() with its reason).
+      return this.opening.then(() =>
+        this.state === "starting"
+          ? Promise.reject(new StoppedError("node (it failed to start)"))
+          : this.ready(timeoutMs),
+      );
+    }
     if (this.state !== "running") return Promise.reject(new StoppedError());
     if (this.raw.status().lead !== NONE) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
@@ -402,8 +419,13 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.checkRunning();
     const st = this.raw.status();
     if (st.role !== "leader") throw this.notLeader();
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2_147_483_647) {
+      throw new InvalidArgumentError(`timeoutMs must be an integer in 1..2147483647, got ${timeoutMs}`);
+    }
     const to = target ?? this.membership.bestTransferTarget();
     if (to === undefined) throw new InvalidArgumentError("no other voter to transfer leadership to");
+    // Already there: nothing to wait for (no other node's leadership will be announced).
+    if (to === this.id) return;
     this.raw.transferLeader(to);
     this.schedule();
     await new Promise<void>((resolve, reject) => {

@@ -144,10 +144,12 @@ export function resolveRaftConfig(c: RaftConfig): ResolvedRaftConfig {
   positiveInt("leaseTicks", r.leaseTicks, 0);
   if (r.leaseTicks > 0) {
     if (!r.checkQuorum) throw new ConfigError("leaseTicks", "lease reads require checkQuorum");
-    if (r.leaseTicks >= r.electionTick) {
+    if (r.leaseTicks > r.electionTick - 2) {
+      // A follower that ticks just after hearing the leader ignores votes for only
+      // electionTick - 1 tick intervals: a lease that long leaves no margin for clock drift.
       throw new ConfigError(
         "leaseTicks",
-        `must be less than electionTick (${r.electionTick}) to tolerate clock drift`,
+        `must be at most electionTick - 2 (${r.electionTick - 2}) to tolerate clock drift`,
       );
     }
   }

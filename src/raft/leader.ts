@@ -109,7 +109,15 @@ export function bcastAppend(r: Raft): void {
 /** A heartbeat round: commit index to every peer, and a round number that reads and the lease wait on. */
 export function bcastHeartbeat(r: Raft): void {
   r.round++;
-  r.roundSentTick.set(r.round, r.ticks);
+  if (r.cfg.leaseTicks > 0) {
+    r.roundSentTick.set(r.round, r.ticks);
+    // Rounds sent leaseTicks ago or earlier can no longer extend the lease: without a
+    // quorum's answer (and without check-quorum to end the term) they would pile up.
+    for (const [round, tick] of r.roundSentTick) {
+      if (tick + r.cfg.leaseTicks > r.ticks) break;
+      r.roundSentTick.delete(round);
+    }
+  }
   const self = r.tracker.progress.get(r.id);
   if (self) self.ackedRound = r.round;
   for (const id of r.tracker.memberIds()) {

@@ -140,6 +140,15 @@ export class RawNode {
     readIndex(this.r, ctx, mode);
   }
 
+  /**
+   * Forgets a read nobody waits for any more (it timed out): a read forwarded
+   * to the leader whose request or answer was lost would otherwise hold its
+   * slot among `maxPendingReads` until the leader changes.
+   */
+  cancelRead(ctx: string): void {
+    this.r.forwardedReads.delete(ctx);
+  }
+
   /** Asks the leader to hand leadership to `target` (forwarded if this node is a follower). */
   transferLeader(target: NodeId): void {
     const r = this.r;

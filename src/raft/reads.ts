@@ -3,7 +3,8 @@
  * ReadIndex (one heartbeat round shared by all waiting reads) and leader
  * leases (served at once while a quorum acknowledged a round sent less than
  * `leaseTicks` ago — safe because followers that acknowledged it ignore votes
- * for electionTick ticks, and leaseTicks < electionTick leaves a drift margin).
+ * for at least electionTick - 1 tick intervals, and leaseTicks <= electionTick - 2
+ * leaves a tick of margin for clock drift).
  */
 
 import { ReadDroppedError, ResourceExhaustedError } from "../errors.ts";

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { ConfigError } from "../../src/errors.ts";
+import { ConfigError, InvalidArgumentError, StoppedError } from "../../src/errors.ts";
 import { NodeBuilder } from "../../src/node/builder.ts";
 import { loadNodeConfig } from "../../src/node/config.ts";
 import { FileStorageEngine } from "../../src/storage/file/engine.ts";
@@ -74,7 +74,7 @@ describe("loadNodeConfig", () => {
     assert.throws(() => loadNodeConfig({ overrides: { nodeId: 1.5 } }), configError("nodeId"));
     assert.throws(
       () => loadNodeConfig({ overrides: { nodeId: 1, raft: "fast" } as never }),
-      configError("raft.", /object/),
+      configError("raft", /must be an object/),
     );
     assert.throws(
       () => loadNodeConfig({ overrides: { nodeId: 1, listen: "localhost" } }),
@@ -101,7 +101,13 @@ describe("loadNodeConfig", () => {
   it("rejects unsafe combinations", () => {
     assert.throws(
       () => loadNodeConfig({ overrides: { nodeId: 1, raft: { electionTicks: 10, leaseTicks: 10 } } }),
-      configError("raft.leaseTicks", /less than raft.electionTicks/),
+      configError("raft.leaseTicks", /at most raft.electionTicks - 2/),
+    );
+    // One tick short of the election timeout leaves no margin for drift: a stale lease read
+    // was shown with clocks 1% apart.
+    assert.throws(
+      () => loadNodeConfig({ overrides: { nodeId: 1, raft: { electionTicks: 10, leaseTicks: 9 } } }),
+      configError("raft.leaseTicks", /at most raft.electionTicks - 2 \(8\)/),
     );
     assert.throws(
       () => loadNodeConfig({ overrides: { nodeId: 1, raft: { electionTicks: 10, leaseTicks: 12 } } }),
@@ -111,11 +117,11 @@ describe("loadNodeConfig", () => {
       () => loadNodeConfig({ overrides: { nodeId: 1, raft: { leaseTicks: 5, checkQuorum: false } } }),
       configError("raft.leaseTicks", /checkQuorum/),
     );
-    // Just below the election timeout is accepted.
+    // Two ticks below the election timeout is accepted.
     assert.equal(
-      loadNodeConfig({ overrides: { nodeId: 1, raft: { electionTicks: 10, leaseTicks: 9 } } }).raft
+      loadNodeConfig({ overrides: { nodeId: 1, raft: { electionTicks: 10, leaseTicks: 8 } } }).raft
         .leaseTicks,
-      9,
+      8,
     );
     assert.throws(
       () => loadNodeConfig({ overrides: { nodeId: 1, raft: { electionTicks: 2, heartbeatTicks: 2 } } }),
@@ -218,6 +224,124 @@ describe("loadNodeConfig", () => {
   });
 });
 
+describe("loadNodeConfig refuses what would run wrong", () => {
+  const base = { nodeId: 1 };
+
+  it("a section given as null (or not a table) is an error, not all its defaults dropped", () => {
+    assert.throws(
+      () => loadNodeConfig({ overrides: { ...base, raft: null } as never }),
+      configError("raft", /must be an object/),
+    );
+    const f = file("null-section.json", JSON.stringify({ nodeId: 1, limits: null }));
+    assert.throws(() => loadNodeConfig({ file: f }), configError("limits"));
+    const d = file("date-section.toml", "nodeId = 1\nraft = 2020-01-01\n");
+    assert.throws(() => loadNodeConfig({ file: d }), configError("raft"));
+    const p = file("date-peers.toml", "nodeId = 1\ninitialCluster = 2020-01-01T00:00:00Z\n");
+    assert.throws(() => loadNodeConfig({ file: p }), configError("initialCluster"));
+  });
+
+  it("timeouts longer than a timer can wait are refused (they would fire at once)", () => {
+    for (const key of ["readyTimeoutMs", "proposalTimeoutMs", "shutdownTimeoutMs"] as const) {
+      assert.throws(
+        () => loadNodeConfig({ overrides: { ...base, limits: { [key]: 2 ** 31 } } }),
+        configError(`limits.${key}`, /<= 2147483647/),
+      );
+    }
+    assert.throws(
+      () => loadNodeConfig({ overrides: { ...base, snapshot: { intervalMs: 2 ** 31 } } }),
+      configError("snapshot.intervalMs"),
+    );
+    assert.equal(
+      loadNodeConfig({ overrides: { ...base, limits: { readyTimeoutMs: 2 ** 31 - 1 } } }).limits
+        .readyTimeoutMs,
+      2 ** 31 - 1,
+    );
+  });
+
+  it("inherited names and __proto__ are unknown keys, never a way in", () => {
+    const j = file("inherited.json", '{"nodeId":1,"constructor":5}');
+    assert.throws(() => loadNodeConfig({ file: j }), configError("constructor", /unknown key/));
+    const t = file("inherited.toml", "nodeId = 1\n[raft]\ntoString = 'x'\n");
+    assert.throws(() => loadNodeConfig({ file: t }), configError("raft.toString", /unknown key/));
+    const p = file("proto.json", '{"__proto__":{"nodeId":7}}');
+    assert.throws(() => loadNodeConfig({ file: p }), configError("__proto__", /unknown key/));
+  });
+
+  it("peer lists: ports in range, no id or address twice", () => {
+    for (const [peers, key] of [
+      ["1=127.0.0.1:0", "initialCluster.1"],
+      ["1=127.0.0.1:7001,2=h:99999", "initialCluster.2"],
+      ["1=a:1000,1=b:2000", "initialCluster.1"],
+      ["1=h:1000,2=h:1000", "initialCluster.2"],
+    ] as const) {
+      assert.throws(
+        () => loadNodeConfig({ overrides: { ...base, initialCluster: peers } }),
+        configError(key),
+      );
+    }
+    assert.throws(
+      () => loadNodeConfig({ overrides: { ...base, initialCluster: { "1": "h:1000", "2": "h:1000" } } }),
+      configError("initialCluster.2", /node 1's too/),
+    );
+    assert.throws(
+      () => loadNodeConfig({ overrides: { ...base, advertise: "10.0.0.1:0" } }),
+      configError("advertise", /1\.\.65535/),
+    );
+    assert.throws(
+      () => loadNodeConfig({ overrides: { ...base, listen: "127.0.0.1:70000" } }),
+      configError("listen", /0\.\.65535/),
+    );
+    assert.equal(loadNodeConfig({ overrides: { ...base, listen: "127.0.0.1:0" } }).listen, "127.0.0.1:0");
+  });
+
+  it("a peer map from a later layer replaces the earlier one (it is one value, not a section)", () => {
+    const f = file(
+      "peers.json",
+      JSON.stringify({ nodeId: 1, initialCluster: { 1: "a:1001", 2: "a:1002", 3: "a:1003" } }),
+    );
+    const c = loadNodeConfig({ file: f, overrides: { initialCluster: { "1": "a:2001" } } });
+    assert.deepEqual(c.initialCluster, { "1": "a:2001" });
+  });
+
+  it("environment: a TSRAFT_ variable meant for the config but unknown is refused; integers are exact", () => {
+    assert.throws(
+      () => loadNodeConfig({ overrides: base, env: { TSRAFT_RAFT_TICKMS: "5" } }),
+      configError("TSRAFT_RAFT_TICKMS", /did you mean TSRAFT_RAFT_TICK_MS/),
+    );
+    assert.throws(
+      () => loadNodeConfig({ overrides: base, env: { TSRAFT_RAFT: '{"tickMs":5}' } }),
+      configError("TSRAFT_RAFT", /TSRAFT_RAFT_TICK_MS/),
+    );
+    assert.throws(
+      () => loadNodeConfig({ overrides: base, env: { TSRAFT_LIMITS_MAX_READS: "5" } }),
+      configError("TSRAFT_LIMITS_MAX_READS", /TSRAFT_LIMITS_MAX_PENDING_READS/),
+    );
+    // Variables of the CLI and of tools are not the config's.
+    assert.equal(
+      loadNodeConfig({ overrides: base, env: { TSRAFT_LOG_LEVEL: "debug", TSRAFT_LONG: "1" } }).nodeId,
+      1,
+    );
+    for (const raw of [" 5", "5\n", "1e3", "0x10"]) {
+      assert.throws(
+        () => loadNodeConfig({ env: { TSRAFT_NODE_ID: raw } }),
+        configError("nodeId (from TSRAFT_NODE_ID)"),
+      );
+    }
+  });
+
+  it("a snapshot bandwidth limit too slow for one chunk in a timer's reach is refused", () => {
+    assert.throws(
+      () => loadNodeConfig({ overrides: { ...base, snapshot: { bandwidthBytesPerSec: 1 } } }),
+      configError("snapshot.bandwidthBytesPerSec", /at least 1024/),
+    );
+    assert.equal(
+      loadNodeConfig({ overrides: { ...base, snapshot: { bandwidthBytesPerSec: 1024 } } }).snapshot
+        .bandwidthBytesPerSec,
+      1024,
+    );
+  });
+});
+
 describe("NodeBuilder", () => {
   it("fromFile reads the file, then TSRAFT_* env, then overrides", () => {
     const f = file(
@@ -241,6 +365,52 @@ describe("NodeBuilder", () => {
   it("validates its config at once and requires a data dir for default storage", () => {
     assert.throws(() => new NodeBuilder({ nodeId: 1, raft: { tickMs: -1 } }), configError("raft.tickMs"));
     assert.throws(() => new NodeBuilder({ nodeId: 1 }).build(), configError("dataDir"));
+    // A data dir that is a file: a config error naming it, not an ENOTDIR from deep inside.
+    const notDir = file("not-a-dir", "x");
+    assert.throws(
+      () => new NodeBuilder({ nodeId: 1, dataDir: notDir }).build(),
+      configError("dataDir", /cannot use/),
+    );
+    assert.throws(
+      () => new NodeBuilder({ nodeId: 1, dataDir: join(notDir, "below") }).build(),
+      configError("dataDir", /cannot use/),
+    );
+  });
+
+  it("fromFile with an empty path reads it (and fails), not skips it", () => {
+    assert.throws(() => NodeBuilder.fromFile("", {}, {}), configError("(file)"));
+  });
+
+  it("misuse of the lifecycle gets a usage error: ready() before start, start twice", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tsraft-config-"));
+    const node = new NodeBuilder({
+      nodeId: 1,
+      dataDir: dir,
+      listen: "127.0.0.1:0",
+      raft: { tickMs: 10 },
+      initialCluster: { "1": "127.0.0.1:1" },
+    }).build();
+    try {
+      await assert.rejects(
+        node.ready(),
+        (e: unknown) => e instanceof InvalidArgumentError && /start the node first/.test(e.message),
+      );
+      const starting = node.startRpcServer();
+      // ready() while still starting waits for the start, then for a leader (a single node elects itself).
+      const ready = node.ready(5000);
+      await starting;
+      await ready;
+      assert.equal(node.status().role, "leader");
+      await assert.rejects(
+        node.startRpcServer(),
+        (e: unknown) => e instanceof InvalidArgumentError && /started already/.test(e.message),
+      );
+      await node.stop();
+      await assert.rejects(node.startRpcServer(), StoppedError);
+    } finally {
+      await node.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses a command limit the log store cannot hold per entry", () => {

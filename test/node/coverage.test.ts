@@ -14,8 +14,7 @@ import { after, describe, it, type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { StoppedError, TimeoutError } from "../../src/errors.ts";
 import { NodeBuilder } from "../../src/node/builder.ts";
-import type { NodeConfigInput } from "../../src/node/config.ts";
-import { merge } from "../../src/node/config-schema.ts";
+import { mergeNodeConfig, type NodeConfigInput } from "../../src/node/config.ts";
 import type { NodeEvents } from "../../src/node/raft-node.ts";
 import { decodeWithBody, encodeWithBody, RPC_SNAPSHOT } from "../../src/node/wire.ts";
 import { FileStorageEngine } from "../../src/storage/file/engine.ts";
@@ -98,7 +97,7 @@ async function memNodes(t: TestContext, n: number, config: NodeConfigInput): Pro
   const nodes: KvNode[] = [];
   const logs = new Map<number, ReturnType<typeof capture>>();
   stopAfter(t, nodes);
-  const base = merge(FAST as Record<string, unknown>, config as Record<string, unknown>);
+  const base = mergeNodeConfig(FAST, config);
   for (let id = 1; id <= n; id++) {
     const log = capture();
     logs.set(id, log);
@@ -139,10 +138,7 @@ async function laggingFollower(t: TestContext, config: NodeConfigInput, count: n
   const m = await memNodes(
     t,
     3,
-    merge(
-      { snapshot: { policy: "disabled", keepTailEntries: 0, chunkBytes: 16 * 1024 } },
-      config as Record<string, unknown>,
-    ),
+    mergeNodeConfig({ snapshot: { policy: "disabled", keepTailEntries: 0, chunkBytes: 16 * 1024 } }, config),
   );
   const leader = await waitFor("a leader", () => leaderOf(m.nodes));
   const lagging = m.nodes.find((x) => x !== leader)!;
@@ -225,7 +221,7 @@ describe("runtime coverage", () => {
     const make = (id: number, tls: object, extra: NodeConfigInput) => {
       const log = capture();
       logs.set(id, log);
-      const cfg = merge(FAST as Record<string, unknown>, {
+      const cfg = mergeNodeConfig(FAST, {
         nodeId: id,
         listen: addr(id),
         dataDir: join(dir, `n${id}`),
@@ -490,7 +486,7 @@ describe("runtime coverage", () => {
     const dir = join(tmp.dir, `${name}${++seq}`);
     const log = capture();
     let b = new NodeBuilder(
-      merge(FAST as Record<string, unknown>, {
+      mergeNodeConfig(FAST, {
         nodeId: 1,
         listen: memAddress(1),
         dataDir: dir,

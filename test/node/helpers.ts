@@ -6,8 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NodeBuilder } from "../../src/node/builder.ts";
-import type { NodeConfigInput } from "../../src/node/config.ts";
-import { merge } from "../../src/node/config-schema.ts";
+import { mergeNodeConfig, type NodeConfigInput } from "../../src/node/config.ts";
 import type { RaftNode } from "../../src/node/raft-node.ts";
 import type { FileStateMachine } from "../../src/storage/file-state-machine.ts";
 import { decodeKvCommand, encodeKvCommand, type KvResult } from "../../src/storage/kv-command.ts";
@@ -85,7 +84,7 @@ export function memNode(
   dir: string,
   config: NodeConfigInput,
 ): KvNode {
-  const base = merge(FAST as Record<string, unknown>, config as Record<string, unknown>);
+  const base = mergeNodeConfig(FAST, config);
   return new NodeBuilder({ ...base, nodeId: id, listen: memAddress(id), dataDir: join(dir, `m${id}`) })
     .transport(net.transport(id, { address: memAddress(id) }))
     .build() as unknown as KvNode;

@@ -292,6 +292,36 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     assert.notEqual(leaderOf(m.nodes)?.id, target.id);
   });
 
+  it("transferLeadership to the leader itself resolves at once; a timeout no timer can wait is refused", async (t) => {
+    const m = await memCluster3(t, 3);
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    const t0 = Date.now();
+    await leader.transferLeadership(leader.id, 1500);
+    assert.ok(Date.now() - t0 < 500, `took ${Date.now() - t0} ms`);
+    assert.equal(leader.status().role, "leader");
+    for (const bad of [Number.POSITIVE_INFINITY, 2 ** 31, 0, 1.5]) {
+      await assert.rejects(leader.transferLeadership(undefined, bad), InvalidArgumentError);
+    }
+    assert.equal(leader.status().role, "leader", "a refused transfer does not start");
+  });
+
+  it("a follower's reads whose requests were lost time out and free their slots (limits.maxPendingReads)", async (t) => {
+    const m = await memCluster3(t, 3, { limits: { maxPendingReads: 3, proposalTimeoutMs: 300 } });
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    await leader.propose(put("k", "v1"));
+    const follower = m.nodes.find((n) => n !== leader)!;
+    m.net.setFaultHook((msg) => (msg.type === "readIndex" ? "drop" : "deliver"));
+    const lost = await Promise.allSettled([1, 2, 3].map(() => follower.read(enc("k"))));
+    for (const r of lost) assert.ok(r.status === "rejected" && r.reason instanceof TimeoutError);
+    m.net.setFaultHook(null);
+    assert.equal(leaderOf(m.nodes), leader, "the leader did not change (that would clear them too)");
+    // The slots the lost reads held in the core are free again.
+    assert.equal(dec(await follower.read(enc("k"))), "v1");
+    assert.equal(dec(await follower.read(enc("k"))), "v1");
+  });
+
   it("an empty state machine's snapshot (a zero-byte image) is streamed to a joining node too", async (t) => {
     const m = await memCluster3(t, 1, { snapshot: { policy: "disabled", keepTailEntries: 0 } });
     const leader = m.nodes[0]!;

@@ -81,6 +81,52 @@ describe("ReadIndex", () => {
     assert.equal(c.node(2).droppedReads[0]!.ctx, "fwd");
   });
 
+  it("a forwarded read whose request was lost can be cancelled, freeing its slot", () => {
+    const c = electedCluster(3, { maxPendingReads: 2 });
+    c.cutLink(1, 2); // node 2's readIndex requests never reach the leader
+    c.node(2).raw.readIndex("lost1");
+    c.node(2).raw.readIndex("lost2");
+    c.stabilize();
+    c.heal();
+    // Both slots are held though no answer will ever come: the leader did not change.
+    assert.throws(() => c.node(2).raw.readIndex("x"), /forwarded read queue is full/);
+    // The runtime cancels reads it stopped waiting for (their timeout).
+    c.node(2).raw.cancelRead("lost1");
+    c.node(2).raw.cancelRead("lost2");
+    c.node(2).raw.readIndex("again");
+    c.stabilize();
+    assert.deepEqual(c.node(2).readStates, [{ ctx: "again", index: c.node(1).raw.status().commit }]);
+    // A late answer to a cancelled read is ignored.
+    c.node(2).raw.step({
+      type: "readIndexResp",
+      from: 1,
+      to: 2,
+      term: c.node(2).raw.status().term,
+      ctx: "lost1",
+      index: 1,
+      reject: false,
+    });
+    assert.equal(c.node(2).readStates.length, 1);
+  });
+
+  it("a leader no quorum answers keeps only the heartbeat rounds a lease could still use", () => {
+    for (const leaseTicks of [0, 3]) {
+      const c = electedCluster(3, { checkQuorum: leaseTicks > 0, preVote: false, leaseTicks });
+      c.isolate(1);
+      // Without check-quorum it stays leader for good; with it, only until the timeout.
+      const ticks = leaseTicks > 0 ? 8 : 5000;
+      for (let i = 0; i < ticks; i++) {
+        c.tick(1);
+        c.processReady(1);
+      }
+      const rounds = c.node(1).raw.internals.roundSentTick.size;
+      assert.ok(
+        rounds <= leaseTicks + 1,
+        `leaseTicks ${leaseTicks}: ${rounds} rounds kept after ${ticks} ticks`,
+      );
+    }
+  });
+
   it("a new leader serves reads only after committing an entry of its term", () => {
     const c = electedCluster(3, { preVote: false, checkQuorum: false });
     c.node(1).raw.propose([enc("x")]);

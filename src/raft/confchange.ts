@@ -49,7 +49,7 @@ export function applyConfChange(
   cc: ConfChange,
   ctx: ChangerContext,
 ): ChangeResult {
-  if (cc.changes.length === 0) return leaveJoint(cfg, prs);
+  if (cc.changes.length === 0) return leaveJoint(cfg, prs, ctx);
   const mode = changeMode(cc);
   return mode.joint
     ? enterJoint(cfg, prs, mode.autoLeave, cc.changes, ctx)
@@ -73,7 +73,7 @@ export function enterJoint(
   return finish(c, p);
 }
 
-export function leaveJoint(cfg: TrackerConfig, prs: ProgressMap): ChangeResult {
+export function leaveJoint(cfg: TrackerConfig, prs: ProgressMap, ctx: ChangerContext): ChangeResult {
   if (!isJoint(cfg)) throw new ConfChangeError("cannot leave a non-joint config");
   const c = clone(cfg);
   const p = new Map(prs);
@@ -81,7 +81,8 @@ export function leaveJoint(cfg: TrackerConfig, prs: ProgressMap): ChangeResult {
     c.learners.add(id);
     const pr = p.get(id);
     invariant(pr, `learnerNext ${id} has no progress`);
-    pr.isLearner = true;
+    // A copy: `prs` is the live map, and proposing a change only tries it out.
+    p.set(id, copyProgress(pr, true, ctx));
   }
   c.learnersNext.clear();
   for (const id of c.outgoing) {

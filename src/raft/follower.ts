@@ -56,6 +56,9 @@ export function stepCandidate(r: Raft, m: Message): void {
       // Only answers to the current phase count.
       const expected = r.role === "preCandidate" ? "preVoteResp" : "voteResp";
       if (m.type !== expected) return;
+      // A granted pre-vote names the term it was asked for: one from an earlier round,
+      // whose term we have reached since, grants nothing to this one.
+      if (m.type === "preVoteResp" && !m.reject && m.term !== r.term + 1) return;
       r.tracker.recordVote(m.from, !m.reject);
       const { result } = r.tracker.tallyVotes();
       if (result === "won") {

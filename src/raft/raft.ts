@@ -384,7 +384,10 @@ export class Raft {
   handleVoteRequest(m: Extract<Message, { type: "vote" | "preVote" }>): void {
     const canVote =
       this.vote === m.from ||
-      (this.vote === NONE && this.lead === NONE) ||
+      // Not while we still hear from a leader (stickiness, and the lease we may have
+      // acknowledged): another message may have raised our term to the candidate's
+      // before its vote request arrived, so step()'s check for higher terms missed it.
+      (this.vote === NONE && this.lead === NONE && (m.transfer || !this.inLease())) ||
       // A pre-vote for a future term can be granted even by a node that voted in this term.
       (m.type === "preVote" && m.term > this.term);
     const respType = m.type === "vote" ? "voteResp" : "preVoteResp";

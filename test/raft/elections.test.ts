@@ -288,3 +288,88 @@ describe("leader lease", () => {
     );
   });
 });
+
+describe("votes while a leader is live (review findings)", () => {
+  it("a follower that acknowledged a lease refuses a vote of its own term too (its term was raised by another message)", () => {
+    const c = new LocalCluster([1, 2, 3], {
+      preVote: false,
+      checkQuorum: true,
+      leaseTicks: 5,
+      electionTick: 10,
+    });
+    c.tickAll(10); // with leases, a started node ignores votes for one election timeout
+    c.elect(2);
+    // Leader 2 (term 1) sends an append to 3 that the network holds back.
+    c.node(2).raw.propose([enc("a")]);
+    c.processReady(2);
+    const held = c.queue.filter((m) => m.to === 3 && m.type === "append");
+    c.queue = c.queue.filter((m) => !held.includes(m));
+    c.stabilize();
+    // Leadership moves to 1 (term 2), which renews its lease with 2 and 3.
+    c.node(2).raw.transferLeader(1);
+    c.stabilize();
+    assert.equal(c.leader(), 1);
+    c.node(1).raw.propose([enc("b")]);
+    c.stabilize();
+    for (let i = 0; i < 2; i++) {
+      c.tickAll(1);
+      c.stabilize();
+    }
+    // Node 3 campaigns for term 3; its vote request to 2 is delayed, the one to 1 is ignored.
+    c.node(3).raw.campaign();
+    c.processReady(3);
+    const vote = c.queue.find((m) => m.type === "vote" && m.from === 3 && m.to === 2)!;
+    c.queue = c.queue.filter((m) => m !== vote);
+    c.deliverAll();
+    // The held term-1 append reaches 3, whose answer (term 3) raises 2 to term 3, with no leader.
+    c.node(3).raw.step(held[0]!);
+    c.processReady(3);
+    for (const m of c.queue.filter((x) => x.from === 3 && x.to === 2)) c.node(2).raw.step(m);
+    c.queue = c.queue.filter((m) => !(m.from === 3 && m.to === 2));
+    assert.equal(c.node(2).raw.status().term, 3);
+    // Now the vote arrives, of 2's own term: 2 still heard from leader 1 within the election timeout.
+    c.node(2).raw.step(vote);
+    c.processReady(2);
+    const answer = c.queue.find((m) => m.type === "voteResp" && m.from === 2 && m.to === 3);
+    assert.ok(answer && answer.type === "voteResp" && answer.reject, "the vote is refused");
+    c.isolate(1);
+    c.stabilize();
+    assert.notEqual(role(c, 3), "leader", "no second leader while 1's lease is valid");
+  });
+
+  it("a granted pre-vote of an earlier round does not count for a later one", () => {
+    const c = new LocalCluster([1, 2, 3], { preVote: true, checkQuorum: true, electionTick: 10 });
+    c.elect(1);
+    c.isolate(1);
+    c.tick(2, 10);
+    c.tick(3, 10);
+    c.processReady(2);
+    c.processReady(3);
+    c.queue = [];
+    // 3 pre-campaigns for term 2; 2 grants, but the grant is held back.
+    c.node(3).raw.campaign();
+    c.processReady(3);
+    c.deliverAll();
+    c.processReady(2);
+    const held = c.queue.filter((m) => m.type === "preVoteResp" && m.to === 3);
+    assert.ok(held.length > 0 && held.every((m) => m.type === "preVoteResp" && !m.reject));
+    c.queue = c.queue.filter((m) => !held.includes(m));
+    c.stabilize();
+    // 2 wins term 2; 3 follows it.
+    c.node(2).raw.campaign();
+    c.stabilize();
+    c.heal();
+    c.stabilize();
+    const t = c.node(3).raw.status().term;
+    assert.equal(t, c.node(2).raw.status().term);
+    // 3, cut off, pre-campaigns for term t + 1: nobody can grant it. The stale grant arrives.
+    c.isolate(3);
+    c.node(3).raw.campaign();
+    c.processReady(3);
+    c.queue = c.queue.filter((m) => m.from !== 3);
+    assert.equal(role(c, 3), "preCandidate");
+    for (const m of held) c.node(3).raw.step(m);
+    assert.equal(role(c, 3), "preCandidate", "still a pre-candidate");
+    assert.equal(c.node(3).raw.status().term, t, "its term did not move");
+  });
+});

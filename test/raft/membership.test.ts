@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { ConfChangeError, ProposalDroppedError } from "../../src/errors.ts";
 import { decodeConfChange } from "../../src/raft/confchange-codec.ts";
 import { type ConfState, EntryType, type NodeId } from "../../src/raft/types.ts";
-import type { LocalCluster } from "../../src/testing/local-cluster.ts";
+import { LocalCluster } from "../../src/testing/local-cluster.ts";
 import {
   appliedData,
   bootstrap,
@@ -273,5 +273,38 @@ describe("learners", () => {
     assert.ok(seen.some((m) => m.from === 3 && m.to === 4 && m.type === "preVote") === false);
     assert.notEqual(role(c, 3), "leader");
     assert.ok(!seen.some((m) => m.type === "vote" && m.from === 3), "not even past pre-vote");
+  });
+});
+
+describe("proposing a change only tries it out (review finding)", () => {
+  it("a leave-joint proposal that is refused leaves every voter a voter", () => {
+    const c = new LocalCluster([1, 2, 3], { maxUncommittedEntriesSize: 100 });
+    c.addNode(4, {
+      voters: [1, 2, 3],
+      learners: [4],
+      votersOutgoing: [],
+      learnersNext: [],
+      autoLeave: false,
+    });
+    c.elect(1);
+    const n1 = c.node(1).raw;
+    n1.proposeConfChange(confChange([cc.learner(4)]));
+    c.stabilize();
+    // Joint: 4 becomes a voter, 3 a learner once the config is left (explicitly).
+    n1.proposeConfChange(confChange([cc.add(4), cc.learner(3)], "explicit"));
+    c.stabilize();
+    assert.deepEqual(n1.confState().votersOutgoing, [1, 2, 3]);
+    // With 100 bytes uncommitted, the leave proposal is refused after being tried out.
+    n1.propose([new Uint8Array(100)]);
+    assert.throws(() => n1.proposeConfChange(confChange([], "explicit")), ProposalDroppedError);
+    assert.equal(n1.internals.tracker.progress.get(3)!.isLearner, false, "3 is still an outgoing voter");
+    c.stabilize();
+    // 2 goes down: 1, 3, 4 are a quorum of both halves, so check-quorum keeps 1 leading.
+    c.isolate(2);
+    for (let i = 0; i < 40; i++) {
+      c.tickAll(1);
+      c.stabilize();
+      assert.equal(role(c, 1), "leader", `tick ${i + 1}`);
+    }
   });
 });

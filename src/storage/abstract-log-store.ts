@@ -48,6 +48,8 @@ export abstract class AbstractLogStore implements CrashableLogStore {
   private hs: HardState = EMPTY_HARD_STATE;
   private snap: SnapshotMetadata = EMPTY_SNAPSHOT_METADATA;
   private readonly cache: TailCache;
+  private opening: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
   private snapshotSource: SnapshotDataSource | null = null;
   /** Writes waiting for the backend's gate, in call order. */
   private waiting = 0;
@@ -94,9 +96,15 @@ export abstract class AbstractLogStore implements CrashableLogStore {
 
   // ---- lifecycle -----------------------------------------------------------
 
-  async open(): Promise<void> {
-    if (this.status !== "new") throw new InvalidArgumentError(`log store cannot be opened twice`);
+  open(): Promise<void> {
+    if (this.status !== "new")
+      return Promise.reject(new InvalidArgumentError(`log store cannot be opened twice`));
     this.status = "opening";
+    this.opening = this.doOpen();
+    return this.opening;
+  }
+
+  private async doOpen(): Promise<void> {
     try {
       const r = await this._open();
       invariant(r.lastIndex >= r.snapshot.index, "recovered log ends before its snapshot");
@@ -111,22 +119,35 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     }
   }
 
-  async close(): Promise<void> {
+  /** Flushes the writes called before it, then closes; every call returns the same promise. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    // Closing while opening: let the open finish (or fail), then close what it opened.
+    if (this.status === "opening") await this.opening?.catch(() => {});
     if (this.status !== "open") {
-      if (this.status === "new") this.status = "closed";
+      this.status = "closed";
       return;
     }
     this.status = "closing";
     try {
+      // Writes called before close() still run (new calls are refused); reads go on meanwhile.
       await this.queueTail;
-      await this._close();
     } finally {
+      // No read reaches the backend once it starts closing (a closing RocksDB handle crashes).
       this.status = "closed";
       this.cache.clear();
     }
+    await this._close();
   }
 
   async crash(): Promise<void> {
+    if (!this.capabilities.crashSimulation) {
+      throw new InvalidArgumentError(`${this.capabilities.backend} cannot simulate a crash`);
+    }
     if (this.status !== "open") return;
     this.status = "closing";
     try {
@@ -168,10 +189,23 @@ export abstract class AbstractLogStore implements CrashableLogStore {
         `entry ${firstNew} has term ${batch[0]!.term}, below the term ${prevTerm} of the entry before it`,
       );
     }
-    if (firstNew <= this.hs.commit && firstNew <= this.last && this.term(firstNew) !== batch[0]!.term) {
-      throw new InvalidArgumentError(`append at ${firstNew} would overwrite a committed entry`);
-    }
     const lastBefore = this.last;
+    // Committed entries are fixed: an append may repeat them (a duplicate message), never
+    // change them, nor end before them (replacing the suffix would cut them off).
+    const fixed = Math.min(this.hs.commit, lastBefore);
+    if (firstNew <= fixed) {
+      const batchLast = batch[batch.length - 1]!.index;
+      if (batchLast < fixed) {
+        throw new InvalidArgumentError(
+          `append of [${firstNew}, ${batchLast}] would cut off committed entries up to ${fixed}`,
+        );
+      }
+      for (let i = 0; i < batch.length && batch[i]!.index <= fixed; i++) {
+        if (this.term(batch[i]!.index) !== batch[i]!.term) {
+          throw new InvalidArgumentError(`append at ${batch[i]!.index} would overwrite a committed entry`);
+        }
+      }
+    }
     const p = this._append(batch, lastBefore);
     if (firstNew <= lastBefore) this.cache.truncateFrom(firstNew);
     if (this.cache.size === 0 || this.cache.firstIndex > firstNew) {
@@ -210,8 +244,24 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     const refused = this.refuse(() => validateHardState(hardState));
     if (refused) return refused;
     return this.serialize("hardState", 64, () => {
-      if (hardState.term < this.hs.term) {
-        throw new InvalidArgumentError(`hard state term went back from ${this.hs.term} to ${hardState.term}`);
+      const was = this.hs;
+      if (hardState.term < was.term) {
+        throw new InvalidArgumentError(`hard state term went back from ${was.term} to ${hardState.term}`);
+      }
+      if (hardState.term === was.term && was.vote !== 0 && hardState.vote !== was.vote) {
+        throw new InvalidArgumentError(
+          `hard state vote changed from ${was.vote} to ${hardState.vote} within term ${was.term}`,
+        );
+      }
+      if (hardState.commit < was.commit) {
+        throw new InvalidArgumentError(
+          `hard state commit went back from ${was.commit} to ${hardState.commit}`,
+        );
+      }
+      if (hardState.commit > this.last) {
+        throw new InvalidArgumentError(
+          `hard state commit ${hardState.commit} is beyond the last index ${this.last}`,
+        );
       }
       const hs = Object.freeze({ term: hardState.term, vote: hardState.vote, commit: hardState.commit });
       const p = this._saveHardState(hs);
@@ -247,6 +297,11 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     return this.serialize("snapshot", 0, () => {
       if (snapshot.index <= this.snap.index) throw new CompactedError(snapshot.index, this.first);
       const matches = snapshot.index <= this.last && this.term(snapshot.index) === snapshot.term;
+      if (!matches && snapshot.index <= Math.min(this.hs.commit, this.last)) {
+        throw new InvalidArgumentError(
+          `snapshot ${snapshot.index}/${snapshot.term} contradicts committed entry ${snapshot.index}/${this.term(snapshot.index)}`,
+        );
+      }
       return this.recordSnapshot(snapshot, !matches);
     });
   }
@@ -307,7 +362,8 @@ export abstract class AbstractLogStore implements CrashableLogStore {
     const run = this.queueTail.then(async () => {
       for (;;) {
         if (gate !== null) await gate;
-        this.checkOpen();
+        // Called before close(): still runs while the store is closing.
+        if (this.status !== "open" && this.status !== "closing") this.checkOpen();
         gate = this._writeGate(bytes, kind, largest);
         if (gate === null) break;
       }

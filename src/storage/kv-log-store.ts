@@ -10,7 +10,7 @@
  */
 
 import { mkdirSync } from "node:fs";
-import { ConfigError, CorruptionError } from "../errors.ts";
+import { ConfigError, CorruptionError, StoppedError } from "../errors.ts";
 import type { Entry, EntryType, HardState, SnapshotMetadata } from "../raft/types.ts";
 import { EMPTY_HARD_STATE } from "../raft/types.ts";
 import { DirLock } from "./file/lock.ts";
@@ -53,6 +53,8 @@ export function entryKey(index: number): Buffer {
 const META_HARD_STATE = Buffer.from("m:hs");
 const META_SNAPSHOT = Buffer.from("m:snap");
 const META_LAST = Buffer.from("m:last");
+/** The lowest index whose key a compaction may not have deleted yet (deletes go in bounded batches). */
+const META_GC = Buffer.from("m:gc");
 
 function encodeValue(e: Entry): Buffer {
   const b = Buffer.allocUnsafe(9 + e.data.length);
@@ -63,14 +65,20 @@ function encodeValue(e: Entry): Buffer {
   return b;
 }
 
-function decodeValue(index: number, v: Uint8Array): Entry {
+function decodeValue(backend: string, index: number, v: Uint8Array): Entry {
   const b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  return {
-    index,
-    term: b.readUInt32BE(0) * 0x1_0000_0000 + b.readUInt32BE(4),
-    type: b[8] as EntryType,
-    data: Uint8Array.prototype.slice.call(b, 9),
-  };
+  if (b.length < 9)
+    throw new CorruptionError(
+      backend,
+      index,
+      `log entry ${index} is ${b.length} bytes, under its 9-byte header`,
+    );
+  const term = b.readUInt32BE(0) * 0x1_0000_0000 + b.readUInt32BE(4);
+  const type = b[8]!;
+  if (term < 1 || !Number.isSafeInteger(term) || (type !== 0 && type !== 1)) {
+    throw new CorruptionError(backend, index, `log entry ${index} has term ${term} and type ${type}`);
+  }
+  return { index, term, type: type as EntryType, data: Uint8Array.prototype.slice.call(b, 9) };
 }
 
 function json(v: unknown): Buffer {
@@ -88,6 +96,10 @@ export abstract class KvLogStore extends AbstractLogStore {
   private writing: Promise<void> | null = null;
   private nextBatch: Promise<void> | null = null;
   private failed: Error | null = null;
+  /** See META_GC. */
+  private gcFrom = 1;
+  /** Compactions delete one after another (gcFrom is the frontier of the one before). */
+  private gcChain: Promise<void> = Promise.resolve();
   protected readonly maxPendingBytes: number;
   protected readonly maxEntryBytes: number;
 
@@ -103,15 +115,72 @@ export abstract class KvLogStore extends AbstractLogStore {
   protected abstract openBackend(): Promise<KvBackend>;
 
   protected async _open(): Promise<RecoveredLog> {
-    this.kv = await this.openBackend();
-    const get = (k: Buffer) => {
-      const v = this.kv!.getSync(k);
-      return v === undefined ? undefined : JSON.parse(Buffer.from(v).toString("utf8"));
+    const kv = await this.openBackend();
+    try {
+      const recovered = this.readMeta(kv);
+      const gc = kv.getSync(META_GC);
+      const gcFrom =
+        gc === undefined ? recovered.snapshot.index + 1 : Number(Buffer.from(gc).toString("utf8"));
+      if (!Number.isSafeInteger(gcFrom) || gcFrom < 1) {
+        throw new CorruptionError(this.capabilities.backend, 0, "metadata m:gc is damaged");
+      }
+      this.gcFrom = gcFrom;
+      this.kv = kv;
+      return recovered;
+    } catch (err) {
+      // Damaged metadata: release the database (and its lock), so it can be inspected or reopened.
+      await kv.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** The hard state, snapshot and last index, checked: damage is a CorruptionError, never a bad log. */
+  private readMeta(kv: KvBackend): RecoveredLog {
+    const backend = this.capabilities.backend;
+    const get = (k: Buffer): unknown => {
+      const v = kv.getSync(k);
+      if (v === undefined) return undefined;
+      try {
+        return JSON.parse(Buffer.from(v).toString("utf8"));
+      } catch (err) {
+        throw new CorruptionError(
+          backend,
+          0,
+          `metadata ${k.toString()} is not JSON: ${(err as Error).message}`,
+        );
+      }
     };
-    const hardState = (get(META_HARD_STATE) as HardState | undefined) ?? EMPTY_HARD_STATE;
-    const snapshot = (get(META_SNAPSHOT) as SnapshotMetadata | undefined) ?? EMPTY_SNAPSHOT_METADATA;
-    const lastIndex = (get(META_LAST) as number | undefined) ?? snapshot.index;
-    return { hardState, snapshot, lastIndex };
+    const damaged = (what: string, v: unknown) =>
+      new CorruptionError(backend, 0, `metadata ${what} is damaged: ${JSON.stringify(v)}`);
+    const hs = get(META_HARD_STATE) ?? EMPTY_HARD_STATE;
+    const snap = get(META_SNAPSHOT) ?? EMPTY_SNAPSHOT_METADATA;
+    const last = get(META_LAST) ?? (snap as SnapshotMetadata).index;
+    const isIndex = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+    const h = hs as Record<string, unknown>;
+    if (typeof hs !== "object" || hs === null || !isIndex(h.term) || !isIndex(h.vote) || !isIndex(h.commit)) {
+      throw damaged("m:hs", hs);
+    }
+    const s = snap as Record<string, unknown>;
+    const cs = s?.confState as Record<string, unknown> | undefined;
+    const ids = (x: unknown) => Array.isArray(x) && x.every((id) => isIndex(id) && id > 0);
+    if (
+      typeof snap !== "object" ||
+      snap === null ||
+      !isIndex(s.index) ||
+      !isIndex(s.term) ||
+      typeof cs !== "object" ||
+      cs === null ||
+      !ids(cs.voters) ||
+      !ids(cs.learners) ||
+      !ids(cs.votersOutgoing) ||
+      !ids(cs.learnersNext) ||
+      typeof cs.autoLeave !== "boolean"
+    ) {
+      throw damaged("m:snap", snap);
+    }
+    if (!isIndex(last) || last < s.index) throw damaged("m:last", last);
+    if ((h.commit as number) > last) throw damaged("m:hs (commit beyond the last index)", hs);
+    return { hardState: hs as HardState, snapshot: snap as SnapshotMetadata, lastIndex: last };
   }
 
   protected override _writeGate(_bytes: number, _kind: WriteKind, _largest: number): Promise<void> | null {
@@ -147,15 +216,34 @@ export abstract class KvLogStore extends AbstractLogStore {
     return Promise.resolve();
   }
 
-  protected _compact(snapshot: SnapshotMetadata, discardLog: boolean): Promise<void> {
-    // Only keys that exist: a snapshot far ahead of a short log (a new or lagging follower)
-    // must not queue a delete for every index up to it.
-    const from = this.firstIndex();
-    const to = discardLog ? this.lastIndex() : Math.min(snapshot.index, this.lastIndex());
-    for (let i = from; i <= to; i++) this.setEntry(i, null);
+  protected async _compact(snapshot: SnapshotMetadata, discardLog: boolean): Promise<void> {
+    // The snapshot (and, discarding the log, the new last index) goes in the first batch:
+    // from then on no key at or below it is read, so deleting them may take several
+    // batches of bounded size, resumed by the next compaction after a crash (m:gc).
+    // Keys above the snapshot are left to the appends that will overwrite them: a
+    // delete issued later could land after a new entry at the same index.
     this.setMeta(META_SNAPSHOT, snapshot);
     if (discardLog) this.setMeta(META_LAST, snapshot.index);
-    return this.batch();
+    // Only keys that may exist: a snapshot far ahead of a short log (a new or lagging
+    // follower) must not queue a delete for every index up to it.
+    const to = Math.min(snapshot.index, this.lastIndex());
+    const run = this.gcChain.then(() => this.deleteThrough(to, snapshot.index));
+    this.gcChain = run.catch(() => {});
+    return run;
+  }
+
+  /** Deletes keys up to `to`; then none is left up to the snapshot at `snapIndex` (beyond `to`, none was written). */
+  private async deleteThrough(to: number, snapIndex: number): Promise<void> {
+    const perBatch = Math.max(1, Math.floor(this.maxPendingBytes / 16));
+    let i = this.gcFrom;
+    for (;;) {
+      const end = Math.min(to, i + perBatch - 1);
+      for (; i <= end; i++) this.setEntry(i, null);
+      this.gcFrom = Math.max(this.gcFrom, i > to ? Math.max(i, snapIndex + 1) : i);
+      this.setMeta(META_GC, this.gcFrom);
+      await this.batch();
+      if (i > to) return;
+    }
   }
 
   protected _sync(): Promise<void> {
@@ -207,6 +295,8 @@ export abstract class KvLogStore extends AbstractLogStore {
 
   protected async _close(): Promise<void> {
     try {
+      // A compaction still deleting in batches finishes first.
+      await this.gcChain;
       if (!this.failed) await this.batch();
     } finally {
       await this.kv?.close();
@@ -217,10 +307,11 @@ export abstract class KvLogStore extends AbstractLogStore {
   private getEntry(index: number): Entry {
     const o = this.overlay.get(index) ?? this.inflight.get(index);
     if (o) return o;
-    const v = this.kv!.getSync(entryKey(index));
+    if (!this.kv) throw new StoppedError(`${this.capabilities.backend} log store`);
+    const v = this.kv.getSync(entryKey(index));
     if (v === undefined)
       throw new CorruptionError(this.capabilities.backend, index, `log entry ${index} is missing`);
-    return decodeValue(index, v);
+    return decodeValue(this.capabilities.backend, index, v);
   }
 
   protected _readEntriesSync(lo: number, hi: number, maxBytes: number): Entry[] {
@@ -228,6 +319,13 @@ export abstract class KvLogStore extends AbstractLogStore {
     let size = 0;
     for (let i = lo; i < hi; i++) {
       const e = this.getEntry(i);
+      if (out.length > 0 && e.term < out[out.length - 1]!.term) {
+        throw new CorruptionError(
+          this.capabilities.backend,
+          i,
+          `log entry ${i} has term ${e.term}, below the entry before it`,
+        );
+      }
       if (out.length > 0 && size + e.data.length > maxBytes) break;
       out.push(e);
       size += e.data.length;

@@ -276,6 +276,92 @@ export function runLogStoreSuite(
         assert.equal(s.lastIndex(), 6);
       }));
 
+    it("an append at or below the commit index may repeat committed entries, never cut or change them", () =>
+      withFixture(factory, {}, async (fx, h) => {
+        await h.store.append([...makeEntries(1, 6, 1), ...makeEntries(6, 11, 2)]);
+        await h.store.saveHardState({ term: 2, vote: 1, commit: 8 });
+        // A stale, short duplicate would replace the suffix after it: entries up to 8 are committed.
+        await assert.rejects(h.store.append(makeEntries(3, 4, 1)), /cut off committed entries up to 8/);
+        // A later entry of the batch (not only the first) may not differ from a committed one.
+        await assert.rejects(
+          h.store.append([...makeEntries(2, 4, 1), ...makeEntries(4, 10, 3)]),
+          /overwrite a committed entry/,
+        );
+        assert.equal(h.store.lastIndex(), 10);
+        assert.equal(h.store.term(4), 1);
+        // Repeating the committed prefix and replacing what follows it is fine.
+        await h.store.append([...makeEntries(3, 6, 1), ...makeEntries(6, 9, 2), ...makeEntries(9, 10, 3)]);
+        await h.store.sync();
+        const s = await reopen(fx, h);
+        assert.equal(s.lastIndex(), 9);
+        assert.equal(s.term(8), 2);
+        assert.equal(s.term(9), 3);
+      }));
+
+    it("refuses a hard state Raft never writes: a second vote in a term, a commit that goes back or past the log", () =>
+      withFixture(factory, {}, async (fx) => {
+        const s = fx.store;
+        await s.append(makeEntries(1, 4, 1));
+        await s.saveHardState({ term: 1, vote: 1, commit: 2 });
+        await assert.rejects(s.saveHardState({ term: 1, vote: 2, commit: 2 }), /vote changed from 1 to 2/);
+        await assert.rejects(s.saveHardState({ term: 1, vote: 1, commit: 1 }), /commit went back/);
+        await assert.rejects(s.saveHardState({ term: 1, vote: 1, commit: 4 }), /beyond the last index 3/);
+        assert.deepEqual(s.hardState(), { term: 1, vote: 1, commit: 2 });
+        // A new term may vote again; the commit may reach the last index.
+        await s.saveHardState({ term: 2, vote: 3, commit: 3 });
+        assert.deepEqual(s.hardState(), { term: 2, vote: 3, commit: 3 });
+      }));
+
+    it("refuses a snapshot that contradicts a committed entry", () =>
+      withFixture(factory, {}, async (fx) => {
+        const s = fx.store;
+        await s.append(makeEntries(1, 11, 1));
+        await s.saveHardState({ term: 1, vote: 1, commit: 8 });
+        await assert.rejects(
+          s.installSnapshot({ index: 5, term: 2, confState: CONF }),
+          /contradicts committed entry 5\/1/,
+        );
+        assert.equal(s.firstIndex(), 1);
+        assert.equal(s.lastIndex(), 10);
+        // Above the commit index a conflicting snapshot replaces the log, as before.
+        await s.installSnapshot({ index: 9, term: 2, confState: CONF });
+        assert.equal(s.lastIndex(), 9);
+      }));
+
+    it("close: a second call waits for the first to finish (then the storage can be opened again)", async () => {
+      const fx = await factory({});
+      try {
+        await fx.store.append(makeEntries(1, 4, 1));
+        void fx.store.saveHardState({ term: 1, vote: 1, commit: 2 });
+        const first = fx.store.close();
+        await fx.store.close();
+        const again = await fx.reopen();
+        assert.deepEqual(again.hardState(), { term: 1, vote: 1, commit: 2 });
+        assert.equal(again.lastIndex(), 3);
+        await first;
+        await again.close();
+      } finally {
+        await fx.destroy();
+      }
+    });
+
+    it("crash() on a store that cannot simulate one is refused, and the store stays usable", async (t) => {
+      const fx = await factory({});
+      try {
+        const s = fx.store as CrashableLogStore;
+        if (s.capabilities.crashSimulation) {
+          t.skip("this backend simulates crashes");
+          return;
+        }
+        await assert.rejects(s.crash(), InvalidArgumentError);
+        await s.append(makeEntries(1, 2, 1));
+        await s.close();
+        assert.equal((await fx.reopen()).lastIndex(), 1);
+      } finally {
+        await fx.destroy();
+      }
+    });
+
     it("saves and reloads the hard state", () =>
       withFixture(factory, {}, async (fx, h) => {
         await h.store.saveHardState({ term: 3, vote: 2, commit: 0 });

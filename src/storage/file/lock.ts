@@ -6,7 +6,7 @@
  * the documented way out.
  */
 
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { LockedError } from "../../errors.ts";
 
@@ -47,8 +47,15 @@ export class DirLock {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       }
       let pid = Number.NaN;
+      let ino = -1;
       try {
-        pid = Number.parseInt(readFileSync(path, "utf8").trim(), 10);
+        const fd = openSync(path, "r");
+        try {
+          ino = fstatSync(fd).ino;
+          pid = Number.parseInt(readFileSync(fd, "utf8").trim(), 10);
+        } finally {
+          closeSync(fd);
+        }
       } catch {
         // Vanished between our open and read: retry.
         continue;
@@ -56,9 +63,11 @@ export class DirLock {
       if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
         throw new LockedError(abs, `pid ${pid}`);
       }
-      // Stale: the owner died without releasing it (e.g. SIGKILL), or it is garbage.
+      // Stale: the owner died without releasing it (e.g. SIGKILL), or it is garbage. Remove
+      // it only if it is still the file we read: another process may have taken the stale
+      // lock over meanwhile (with no flock(2) in Node, a window of a few microseconds stays).
       try {
-        unlinkSync(path);
+        if (statSync(path).ino === ino) unlinkSync(path);
       } catch {
         // Another process took it over first; the retry will tell.
       }

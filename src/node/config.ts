@@ -52,7 +52,7 @@ export const NODE_CONFIG_SCHEMA = {
       min: 1,
       // With one entry of limits.maxCommandBytes over it, an append still fits the 16 MiB peer frame.
       max: 8 * 1024 * 1024,
-      doc: "entry bytes per append message (one larger entry still goes alone)",
+      doc: "entry bytes per append message, each entry counted with 24 bytes of encoding (one larger entry still goes alone)",
     },
     maxInflightMsgs: {
       type: "int",

@@ -8,8 +8,17 @@ import type { RaftLogReader } from "./storage.ts";
 import type { Entry, Snapshot } from "./types.ts";
 import { Unstable } from "./unstable.ts";
 
+/**
+ * What an entry costs beyond its data when encoded (index, term, type, data
+ * length: at most 21 bytes with varints), counted against the byte limits of
+ * a message or an apply batch so that many small or empty entries are bounded
+ * too, not only large ones.
+ */
+export const ENTRY_OVERHEAD_BYTES = 24;
+
+/** An entry's size against the byte limits of messages, inflight windows and apply batches. */
 export function entryBytes(e: Entry): number {
-  return e.data.length;
+  return e.data.length + ENTRY_OVERHEAD_BYTES;
 }
 
 export class RaftLog {
@@ -164,7 +173,14 @@ export class RaftLog {
       const stableHi = Math.min(hi, off);
       out = this.storage.entries(lo, stableHi, maxBytes);
       invariant(out.length > 0, () => `storage returned no entries for [${lo}, ${stableHi})`);
-      for (const e of out) bytes += entryBytes(e);
+      // Storage limits data bytes only: count the overhead too, keeping at least one entry.
+      let n = 0;
+      for (; n < out.length; n++) {
+        const size = entryBytes(out[n]!);
+        if (n > 0 && bytes + size > maxBytes) break;
+        bytes += size;
+      }
+      if (n < out.length) return out.slice(0, n);
       if (out.length < stableHi - lo) return out;
     }
     if (hi > off) {

@@ -7,7 +7,7 @@ import { ConfChangeError, InvalidArgumentError } from "../../src/errors.ts";
 import { applyConfChange, restoreConfState } from "../../src/raft/confchange.ts";
 import { decodeConfChange, encodeConfChange } from "../../src/raft/confchange-codec.ts";
 import { Inflights } from "../../src/raft/inflights.ts";
-import { RaftLog } from "../../src/raft/log.ts";
+import { ENTRY_OVERHEAD_BYTES, RaftLog } from "../../src/raft/log.ts";
 import { MemoryRaftLog } from "../../src/raft/memory-log.ts";
 import {
   jointCommitted,
@@ -235,7 +235,7 @@ describe("log operations", () => {
         fc.integer({ min: 0, max: 15 }),
         fc.integer({ min: 1, max: 15 }),
         fc.integer({ min: 1, max: 16 }),
-        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 0, max: 200 }),
         (sizes, stableCount, loRaw, hiRaw, maxBytes) => {
           const all: Entry[] = sizes.map((s, i) => ({
             index: i + 1,
@@ -251,14 +251,16 @@ describe("log operations", () => {
           const lo = Math.min(loRaw, all.length);
           const hi = Math.min(Math.max(hiRaw, lo), all.length + 1);
           const got = log.slice(lo, hi, maxBytes);
-          // Model: the longest prefix of [lo, hi) within maxBytes, but at least one entry.
+          // Model: the longest prefix of [lo, hi) within maxBytes, each entry counted with its
+          // encoding overhead (so empty entries are bounded too), but at least one entry.
           const want: Entry[] = [];
           let bytes = 0;
           for (let i = lo; i < hi; i++) {
             const e = all[i - 1]!;
-            if (want.length > 0 && bytes + e.data.length > maxBytes) break;
+            const size = e.data.length + ENTRY_OVERHEAD_BYTES;
+            if (want.length > 0 && bytes + size > maxBytes) break;
             want.push(e);
-            bytes += e.data.length;
+            bytes += size;
           }
           assert.deepEqual(
             got.map((e) => e.index),

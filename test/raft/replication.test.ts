@@ -12,6 +12,7 @@ import { MemoryRaftLog } from "../../src/raft/memory-log.ts";
 import { RawNode } from "../../src/raft/raw-node.ts";
 import type { AppendMessage, Entry, Message } from "../../src/raft/types.ts";
 import { LocalCluster } from "../../src/testing/local-cluster.ts";
+import { messageSize } from "../../src/transport/codec.ts";
 import {
   appliedData,
   bootstrap,
@@ -202,6 +203,27 @@ describe("flow control", () => {
     }
     assert.ok(appends.length >= 6, `split into ${appends.length} appends`);
     assert.equal(appliedData(c, 2).length, 11);
+  });
+
+  it("maxSizePerMsg bounds the encoded append, empty entries included (they cost their index, term and type)", () => {
+    const limit = 4096;
+    const c = electedCluster(3, { maxSizePerMsg: limit });
+    c.isolate(3);
+    // 5,000 empty entries pile up while node 3 is away (committed by 1 and 2).
+    for (let i = 0; i < 50; i++) {
+      c.node(1).raw.propose(Array.from({ length: 100 }, () => new Uint8Array(0)));
+      c.stabilize();
+    }
+    const seen = recordDeliveries(c);
+    c.heal();
+    tickAndSettle(c, 5);
+    const appends = seen.filter(
+      (m): m is AppendMessage => m.type === "append" && m.to === 3 && m.entries.length > 0,
+    );
+    const largest = Math.max(...appends.map((m) => messageSize(m)));
+    // Within the limit, plus the message's own header (an entry alone may exceed it).
+    assert.ok(largest <= limit + 64, `an append of ${largest} encoded bytes, limit ${limit}`);
+    assert.equal(c.node(3).raw.status().commit, c.node(1).raw.status().commit);
   });
 });
 

@@ -94,10 +94,10 @@ export class Membership<R, Q, A> {
     if (targets.length === 0) return;
     if (n.raw.status().confState.voters.length > 0 || n.logStore.lastIndex() > 0) return; // already a member
     const address = n.advertisedAddress();
-    const deadline = Date.now() + n.config.limits.readyTimeoutMs;
+    const deadline = performance.now() + n.config.limits.readyTimeoutMs;
     for (const [id, addr] of targets) n.transport.addPeer(Number(id), addr);
     let lastErr: unknown;
-    for (let attempt = 0; Date.now() < deadline && !this.stopped; attempt++) {
+    for (let attempt = 0; performance.now() < deadline && !this.stopped; attempt++) {
       const [id] = targets[attempt % targets.length]!;
       try {
         const resp = await n.transport.request(Number(id), RPC_JOIN, encodeWithBody({ id: n.id, address }), {
@@ -189,7 +189,7 @@ export class Membership<R, Q, A> {
     // leadership since: their entries were cut from its log, never to commit.
     this.failWaiters((i) => i >= pos.index, dropped(`was replaced in term ${pos.term}`));
     n.schedule();
-    const deadlineMs = Date.now() + n.config.limits.proposalTimeoutMs;
+    const deadlineMs = performance.now() + n.config.limits.proposalTimeoutMs;
     return new Promise<ConfState>((resolve, reject) => {
       this.waiters.set(pos.index, { term: pos.term, deadlineMs, resolve, reject });
     });
@@ -276,7 +276,7 @@ export class Membership<R, Q, A> {
   /** Leader: promote learners that stayed within `promoteWithinEntries` of the commit for `promoteAfterMs`. */
   onTick(): void {
     const n = this.node;
-    const now = Date.now();
+    const now = performance.now();
     this.failWaiters(
       (_i, w) => w.deadlineMs <= now,
       (i) => new TimeoutError(`membership change at index ${i}`, n.config.limits.proposalTimeoutMs),

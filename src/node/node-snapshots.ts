@@ -51,7 +51,7 @@ export class Snapshots<R, Q, A> {
   private entriesSince = 0;
   private bytesSince = 0;
   private intervalDue = false;
-  private lastTakenAtMs = Date.now();
+  private lastTakenAtMs = performance.now();
   private taking: Promise<SnapshotInfo> | null = null;
   private readonly requests: { resolve(i: SnapshotInfo): void; reject(e: Error): void }[] = [];
   private readonly outgoing = new Set<NodeId>();
@@ -113,7 +113,7 @@ export class Snapshots<R, Q, A> {
   onTick(): void {
     const s = this.node.config.snapshot;
     // The interval counts from the end of the last snapshot: never due while one is written.
-    if (s.policy === "interval" && !this.taking && Date.now() - this.lastTakenAtMs >= s.intervalMs)
+    if (s.policy === "interval" && !this.taking && performance.now() - this.lastTakenAtMs >= s.intervalMs)
       this.intervalDue = true;
   }
 
@@ -192,7 +192,7 @@ export class Snapshots<R, Q, A> {
   private take(reason: string): Promise<SnapshotInfo> {
     this.taking = this.doTake(reason).finally(() => {
       this.taking = null;
-      this.lastTakenAtMs = Date.now();
+      this.lastTakenAtMs = performance.now();
       // Whatever came due while this one was written.
       this.node.schedule();
     });
@@ -286,7 +286,7 @@ export class Snapshots<R, Q, A> {
     const { index, term } = m.snapshot.metadata;
     if (!latest || latest.info.index !== index) throw new Error(`snapshot ${index} is no longer the newest`);
     const { chunkBytes, bandwidthBytesPerSec } = n.config.snapshot;
-    const started = Date.now();
+    const started = performance.now();
     let offset = 0;
     let crc = 0;
     for await (const chunk of n.snapshotStore.read(index, chunkBytes)) {
@@ -297,7 +297,7 @@ export class Snapshots<R, Q, A> {
       });
       offset += chunk.length;
       if (bandwidthBytesPerSec > 0) {
-        const dueMs = (offset / bandwidthBytesPerSec) * 1000 - (Date.now() - started);
+        const dueMs = (offset / bandwidthBytesPerSec) * 1000 - (performance.now() - started);
         if (dueMs > 0) await sleep(dueMs);
       }
     }
@@ -306,7 +306,7 @@ export class Snapshots<R, Q, A> {
     await n.transport.request(m.to, RPC_SNAPSHOT, encodeWithBody(header, latest.info.meta), {
       timeoutMs: CHUNK_TIMEOUT_MS,
     });
-    n.logger.info({ peer: m.to, index, sizeBytes: offset, ms: Date.now() - started }, "snapshot sent");
+    n.logger.info({ peer: m.to, index, sizeBytes: offset, ms: performance.now() - started }, "snapshot sent");
   }
 
   // ---------------------------------------------------------------------------

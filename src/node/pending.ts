@@ -63,7 +63,7 @@ export class PendingProposals<T> {
       w.reject(new ProposalDroppedError("stepped-down", `index ${w.index} was replaced in term ${term}`));
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ index, term, resolve, reject, deadlineMs: Date.now() + this.timeoutMs });
+      this.queue.push({ index, term, resolve, reject, deadlineMs: performance.now() + this.timeoutMs });
     });
   }
 
@@ -166,7 +166,13 @@ export class PendingReads<T> {
     if (this.byCtx.size >= this.max) throw new ResourceExhaustedError("pending reads", this.max);
     const ctx = this.prefix + (++this.seq).toString(36);
     const promise = new Promise<T>((resolve, reject) => {
-      this.byCtx.set(ctx, { run, index: -1, resolve, reject, deadlineMs: Date.now() + this.timeoutMs });
+      this.byCtx.set(ctx, {
+        run,
+        index: -1,
+        resolve,
+        reject,
+        deadlineMs: performance.now() + this.timeoutMs,
+      });
     });
     return { ctx, promise };
   }

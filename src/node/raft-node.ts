@@ -498,7 +498,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   private onTick(): void {
     if (this.state !== "running") return;
     this.raw.tick();
-    const now = Date.now();
+    // Monotonic: a wall clock stepped back (NTP) must not hold timeouts off, nor one stepped forward fire them.
+    const now = performance.now();
     this.proposals.expire(now);
     this.reads.expire(now);
     this.membership.onTick();

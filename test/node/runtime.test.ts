@@ -270,6 +270,35 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     m.net.heal();
   });
 
+  it("timeouts run on a monotonic clock: a wall clock stepped back an hour does not hold them off", {
+    timeout: 10_000,
+  }, async (t) => {
+    const m = await memCluster3(t, 3, { limits: { proposalTimeoutMs: 300 } });
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    m.net.partition(
+      [leader.id],
+      m.nodes.filter((n) => n !== leader).map((n) => n.id),
+    );
+    const write = leader.propose(put("k", "v"));
+    const change = leader.addLearner(9, "127.0.0.1:9");
+    const realNow = Date.now;
+    const stepped = realNow() - 3_600_000;
+    const started = realNow();
+    Date.now = () => stepped + (realNow() - started);
+    try {
+      const results = await Promise.allSettled([write, change]);
+      for (const r of results) {
+        assert.ok(r.status === "rejected", "resolved");
+        assert.ok(r.reason instanceof TimeoutError, String(r.reason));
+      }
+      assert.ok(realNow() - started < 3000, `took ${realNow() - started} ms`);
+    } finally {
+      Date.now = realNow;
+      m.net.heal();
+    }
+  });
+
   it("transferLeadership hands over to the chosen voter; a follower cannot", async (t) => {
     const m = await memCluster3(t, 3);
     await Promise.all(m.nodes.map((n) => n.ready()));

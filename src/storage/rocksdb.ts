@@ -2,7 +2,8 @@
  * RocksDbStorageEngine: the log in RocksDB (package `@nxtedition/rocksdb`).
  * Its `put` ignores `sync`, so every write goes through `batch(ops, { sync:
  * true })`: one synced WAL write per `sync()`, shared by every append before
- * it. Point reads use the binding's synchronous multi-get.
+ * it. Point reads use the binding's synchronous multi-get. The binding has no
+ * asynchronous write: a batch and its fdatasync run on the event loop.
  */
 
 import { createRequire } from "node:module";

@@ -88,7 +88,12 @@ export class RawNode {
     step(this.r, m);
   }
 
-  /** Starts an election now (with pre-vote if configured). */
+  /**
+   * Starts an election now (with pre-vote if configured). It overrides leader
+   * stickiness: with leases on, a node that acknowledged the leader's lease and
+   * campaigns can void it. For tests and tools; applications move leadership
+   * with transferLeader.
+   */
   campaign(): void {
     this.r.hup(this.r.cfg.preVote ? "pre" : "election");
   }

@@ -15,6 +15,7 @@
 
 import { EventEmitter } from "node:events";
 import {
+  ConfChangeError,
   ConfigError,
   InvalidArgumentError,
   invariant,
@@ -393,16 +394,52 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     return promise;
   }
 
+  /**
+   * Adds `id` as a learner. A learner already there at that address: nothing
+   * to do. A voter is refused (demoting one takes proposeConfChange), as is a
+   * member at another address (remove it first): an "add" must not cut a
+   * voter off.
+   */
   addLearner(id: NodeId, address: string): Promise<ConfState> {
+    try {
+      const is = this.memberKind(id, address);
+      if (is === "voter") throw new ConfChangeError(`node ${id} is a voter already`);
+      if (is === "learner") return Promise.resolve(this.raw.confState());
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.membership.change({ type: ConfChangeType.AddLearner, nodeId: id }, address);
   }
 
   /** Makes `id` a voter: a learner is promoted; a node not yet a member needs its `address`. */
   promote(id: NodeId, address?: string): Promise<ConfState> {
+    try {
+      if (this.memberKind(id, address) === "voter") return Promise.resolve(this.raw.confState());
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.membership.change(
       { type: ConfChangeType.AddNode, nodeId: id },
       address ?? this.members.get(id) ?? "",
     );
+  }
+
+  /** What `id` is in the applied configuration; throws if it is a member at another address than `address`. */
+  private memberKind(id: NodeId, address: string | undefined): "voter" | "learner" | null {
+    this.checkRunning();
+    const cs = this.raw.confState();
+    const kind = cs.voters.includes(id)
+      ? "voter"
+      : cs.learners.includes(id) || cs.learnersNext.includes(id)
+        ? "learner"
+        : null;
+    const at = this.members.get(id);
+    if (kind !== null && address && at !== undefined && at !== address) {
+      throw new ConfChangeError(
+        `node ${id} is a member at ${at}, not ${address}: remove it first to move it`,
+      );
+    }
+    return kind;
   }
 
   removeNode(id: NodeId): Promise<ConfState> {

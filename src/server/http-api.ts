@@ -1,21 +1,24 @@
 /**
  * A small JSON-over-HTTP API for a node running the default key-value state
- * machine: what the demo, the process tests and the embedded benchmark
- * drive. (The etcd-compatible gRPC API is a separate server.)
+ * machine: what the demo and the process tests drive.
  *
- *   PUT    /kv/<key>             body = value      → {"index":..}
- *   GET    /kv/<key>?consistency=linearizable|lease|eventual → value (404 if absent)
- *   DELETE /kv/<key>
+ *   PUT    /kv/<key>             body = value      → {"ok":true,"op":"put"}
+ *   GET    /kv/<key>?consistency=linearizable|lease|eventual → value (404 if absent; HEAD too)
+ *   DELETE /kv/<key>                               → {"ok":true}
  *   GET    /status                                 → NodeStatus
- *   POST   /members   {"id":4,"address":"h:p","learner":true}
+ *   POST   /members   {"id":4,"address":"h:p","learner":true}  (an existing member: 400)
  *   POST   /members/<id>/promote
  *   DELETE /members/<id>
  *   POST   /leader/transfer  {"to":2}  (optional)
  *   POST   /snapshot
  *
- * Errors are JSON {"code","message",...}: 421 not leader (with leaderId and
- * leaderAddress), 429 resource exhausted, 503 dropped / timed out / stopped,
- * 400 invalid input. Bodies are bounded.
+ * Keys are one path segment, percent-decoded as sent ("%2E%2E" is the key
+ * ".."; the path is not normalized). Errors are JSON {"code","message",...}:
+ * 421 not leader (with leaderId and leaderPeerAddress, the leader's Raft
+ * address: this API does not know the other nodes' HTTP addresses), 429
+ * resource exhausted, 503 dropped / timed out / stopped / busy, 400 invalid
+ * input, 404 no such key or route, 405 wrong method, 413 body too large.
+ * Bodies are bounded each (a value by limits.maxCommandBytes) and together.
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -26,7 +29,22 @@ import { encodeKvCommand, type KvResult } from "../storage/kv-command.ts";
 
 export type KvRaftNode = RaftNode<KvResult, Uint8Array, Uint8Array | null>;
 
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** A JSON body's bound (membership, transfer). */
+const MAX_JSON_BODY_BYTES = 64 * 1024;
+export interface HttpApiOptions {
+  /** Request bodies held in memory at once, all connections together; beyond, 503. Default 64 MiB. */
+  readonly maxBodiesInFlightBytes?: number;
+}
+/** The methods each route takes (for 405 and its Allow header). */
+const ROUTES: readonly [RegExp, string][] = [
+  [/^kv\/[^/]+$/, "GET, HEAD, PUT, POST, DELETE"],
+  [/^status$/, "GET, HEAD"],
+  [/^members$/, "POST"],
+  [/^members\/[^/]+\/promote$/, "POST"],
+  [/^members\/[^/]+$/, "DELETE"],
+  [/^leader\/transfer$/, "POST"],
+  [/^snapshot$/, "POST"],
+];
 
 class HttpError extends Error {
   constructor(
@@ -40,13 +58,19 @@ class HttpError extends Error {
 export class HttpApi {
   private readonly server: Server;
   private readonly node: KvRaftNode;
+  private readonly bodies: { inFlight: number; max: number };
 
-  constructor(node: KvRaftNode) {
+  constructor(node: KvRaftNode, options: HttpApiOptions = {}) {
     this.node = node;
+    this.bodies = { inFlight: 0, max: options.maxBodiesInFlightBytes ?? 64 * 1024 * 1024 };
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((e: unknown) => sendError(res, e));
     });
     this.server.keepAliveTimeout = 60_000;
+    // A client that sends its request slowly (or never finishes) is cut off.
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.server.maxConnections = 4096;
   }
 
   listen(host: string, port: number): Promise<string> {
@@ -65,12 +89,15 @@ export class HttpApi {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let url: URL;
+    // The path as sent, segment by segment: URL parsing would resolve "." and ".." (even
+    // percent-encoded) and turn "\\" into "/", so some keys could not be named.
+    const raw = req.url ?? "";
+    const q = raw.indexOf("?");
+    const rawPath = q < 0 ? raw : raw.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? "" : raw.slice(q + 1));
     let parts: string[];
     try {
-      // The path as sent ("//kv/a" is a path here, not a host).
-      url = new URL(`http://x/${(req.url ?? "").replace(/^\/+/, "")}`);
-      parts = url.pathname
+      parts = rawPath
         .split("/")
         .filter((p) => p.length > 0)
         .map(decodeURIComponent);
@@ -79,10 +106,12 @@ export class HttpApi {
     }
     const n = this.node;
     const method = req.method ?? "GET";
+    const bodies = this.bodies;
+    const limit = n.config.limits.maxCommandBytes;
     if (parts[0] === "kv" && parts.length === 2) {
       const key = new TextEncoder().encode(parts[1]!);
       if (method === "PUT" || method === "POST") {
-        const value = await readBody(req);
+        const value = await readBody(req, limit, bodies);
         const r = await n.propose(encodeKvCommand({ op: "put", key, value }));
         return sendJson(res, 200, { ok: true, op: r.op });
       }
@@ -90,8 +119,8 @@ export class HttpApi {
         await n.propose(encodeKvCommand({ op: "delete", key }));
         return sendJson(res, 200, { ok: true });
       }
-      if (method === "GET") {
-        const consistency = (url.searchParams.get("consistency") ?? "linearizable") as ReadConsistency;
+      if (method === "GET" || method === "HEAD") {
+        const consistency = (query.get("consistency") ?? "linearizable") as ReadConsistency;
         if (!["linearizable", "lease", "eventual"].includes(consistency))
           throw new HttpError(400, "bad consistency");
         const v = await n.read(key, { consistency });
@@ -101,10 +130,12 @@ export class HttpApi {
         return;
       }
     }
-    if (parts[0] === "status" && method === "GET") return sendJson(res, 200, n.status());
+    if (parts[0] === "status" && parts.length === 1 && (method === "GET" || method === "HEAD")) {
+      return sendJson(res, 200, n.status());
+    }
     if (parts[0] === "members") {
       if (parts.length === 1 && method === "POST") {
-        const body = parseJson(await readBody(req));
+        const body = parseJson(await readBody(req, MAX_JSON_BODY_BYTES, bodies));
         const id = Number(body.id);
         const address = String(body.address ?? "");
         const cs =
@@ -121,7 +152,7 @@ export class HttpApi {
       }
     }
     if (parts[0] === "leader" && parts[1] === "transfer" && method === "POST") {
-      const body = parseJson(await readBody(req));
+      const body = parseJson(await readBody(req, MAX_JSON_BODY_BYTES, bodies));
       await n.transferLeadership(body.to === undefined ? undefined : Number(body.to));
       return sendJson(res, 200, { leader: n.status().leader });
     }
@@ -129,17 +160,44 @@ export class HttpApi {
       const info = await n.snapshot();
       return sendJson(res, 200, { index: info.index, term: info.term, sizeBytes: info.sizeBytes });
     }
-    throw new HttpError(404, `no route ${method} ${url.pathname}`);
+    const path = parts.map(encodeURIComponent).join("/");
+    const allow = ROUTES.find(([re]) => re.test(path))?.[1];
+    if (allow) {
+      res.setHeader("allow", allow);
+      throw new HttpError(405, `${method} is not allowed on /${path} (allowed: ${allow})`);
+    }
+    throw new HttpError(404, `no route ${method} /${path}`);
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<Uint8Array> {
+/**
+ * Reads a body of at most `max` bytes, within the budget all requests share:
+ * slow or large uploads on many connections cannot run the node out of memory.
+ */
+async function readBody(
+  req: IncomingMessage,
+  max: number,
+  budget: { inFlight: number; max: number },
+): Promise<Uint8Array> {
+  const declared = Number(req.headers["content-length"]);
+  if (declared > max) {
+    req.resume(); // drain, so the connection can answer
+    throw new HttpError(413, `body of ${declared} bytes over the limit of ${max}`);
+  }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(c);
+  try {
+    for await (const c of req as AsyncIterable<Buffer>) {
+      size += c.length;
+      budget.inFlight += c.length;
+      if (size > max) throw new HttpError(413, `body over the limit of ${max} bytes`);
+      if (budget.inFlight > budget.max) {
+        throw new HttpError(503, "too many request bodies in flight; retry later");
+      }
+      chunks.push(c);
+    }
+  } finally {
+    budget.inFlight -= size;
   }
   return Buffer.concat(chunks);
 }
@@ -166,9 +224,9 @@ function sendError(res: ServerResponse, e: unknown): void {
   } else if (e instanceof NotLeaderError) {
     sendJson(res, 421, {
       code: e.code,
-      message: e.message,
+      message: e.leaderId ? `not the leader; the leader is node ${e.leaderId}` : "not the leader; no leader known",
       leaderId: e.leaderId,
-      leaderAddress: e.leaderAddress,
+      leaderPeerAddress: e.leaderAddress,
     });
   } else if (e instanceof TsraftError) {
     sendJson(res, httpStatusOf(e.code), { code: e.code, message: e.message });

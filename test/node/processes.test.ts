@@ -45,7 +45,7 @@ describe("real processes on loopback with file storage", () => {
     const first = await c.json(followers[0]!, "PUT", "/kv/probe");
     assert.equal(first.status, 421, "a follower refuses writes with 421");
     assert.equal(first.body.leaderId, leader.id);
-    assert.equal(first.body.leaderAddress, leader.peer);
+    assert.equal(first.body.leaderPeerAddress, leader.peer);
     for (let i = 0; i < 20; i++) assert.ok(await c.put(`k${i}`, `v${i}`, Date.now() + 5000, followers[0]));
     for (const p of procs) {
       for (let i = 0; i < 20; i++) assert.equal(await c.get(p, `k${i}`), `v${i}`, `node ${p.id} k${i}`);

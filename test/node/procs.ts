@@ -175,7 +175,7 @@ export interface ApiBody {
   readonly code?: string;
   readonly message?: string;
   readonly leaderId?: number;
-  readonly leaderAddress?: string;
+  readonly leaderPeerAddress?: string;
   readonly leader?: number;
   readonly index?: number;
   readonly confState?: { readonly voters: number[]; readonly learners: number[] };

@@ -224,7 +224,9 @@ function sendError(res: ServerResponse, e: unknown): void {
   } else if (e instanceof NotLeaderError) {
     sendJson(res, 421, {
       code: e.code,
-      message: e.leaderId ? `not the leader; the leader is node ${e.leaderId}` : "not the leader; no leader known",
+      message: e.leaderId
+        ? `not the leader; the leader is node ${e.leaderId}`
+        : "not the leader; no leader known",
       leaderId: e.leaderId,
       leaderPeerAddress: e.leaderAddress,
     });

@@ -5,11 +5,11 @@
  * (optionally rate-limited); assembling and installing them on followers.
  */
 
-import { mkdir, open, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CorruptionError, ProtocolError, StoppedError } from "../errors.ts";
+import { CorruptionError, InvalidArgumentError, ProtocolError, StoppedError } from "../errors.ts";
 import { type Entry, NONE, type NodeId, type Snapshot, type SnapshotMessage } from "../raft/types.ts";
 import { crc32c } from "../storage/crc32c.ts";
 import type { SnapshotInfo } from "../storage/state-machine.ts";
@@ -37,9 +37,12 @@ interface Incoming {
 }
 
 interface Assembled {
+  /** A file of its own: a new transfer of the same image never writes to it. */
   readonly path: string;
   readonly term: number;
   readonly meta: Uint8Array;
+  /** The data's checksum, checked again as the install reads it. */
+  readonly crc: number;
 }
 
 /** A chunk request in flight must finish within this (per chunk, not per snapshot). */
@@ -60,6 +63,7 @@ export class Snapshots<R, Q, A> {
   private readonly incoming = new Map<string, Incoming>();
   private readonly assembled = new Map<number, Assembled>();
   private incomingDir = "";
+  private assembledSeq = 0;
 
   constructor(node: RaftNode<R, Q, A>) {
     this.node = node;
@@ -174,7 +178,9 @@ export class Snapshots<R, Q, A> {
       (s.policy === "bytes" && this.bytesSince >= s.logBytes) ||
       (s.policy === "interval" && this.intervalDue)
     ) {
-      this.background(this.take("policy"));
+      // Nothing applied yet (a learner waiting to be admitted): nothing to snapshot.
+      if (this.node.stateMachine.lastApplied().index === 0) this.intervalDue = false;
+      else this.background(this.take("policy"));
     }
   }
 
@@ -206,6 +212,7 @@ export class Snapshots<R, Q, A> {
     this.bytesSince = 0;
     this.intervalDue = false;
     if (this.latest && index <= this.latest.info.index) return this.latest.info;
+    if (index === 0) throw new InvalidArgumentError("nothing applied yet: no snapshot to take");
     const term = n.reader.term(index);
     const meta: SnapshotMeta = { confState: n.raw.confState(), members: n.members.toRecord() };
     const info = await n.snapshotStore.write(
@@ -230,14 +237,19 @@ export class Snapshots<R, Q, A> {
     const n = this.node;
     const newest = this.latestIndex();
     const tail = n.config.snapshot.keepTailEntries;
-    const candidates = n.snapshotStore.list();
+    const candidates = n.snapshotStore.list(); // newest first
     const target = candidates.find((s) => s.index <= newest - tail);
     if (target && target.index > n.logStore.firstIndex() - 1 && target.index <= n.logStore.lastIndex()) {
       const meta = decodeSnapshotMeta(target.meta);
       await n.logStore.compact({ index: target.index, term: target.term, confState: meta.confState });
     }
-    // Keep the compaction point's snapshot even when it is older than `keep` others.
-    await n.snapshotStore.prune(Math.max(n.config.snapshot.keep, candidates.indexOf(target!) + 1, 1));
+    // Besides the newest `keep`: the compaction point's snapshot, and the oldest one above it,
+    // the next compaction point waiting to fall `keepTailEntries` behind (pruned, a snapshot
+    // closer together than the tail would never leave one to compact to).
+    const point = n.logStore.firstIndex() - 1;
+    const above = candidates.filter((s) => s.index > point);
+    const keepAlso = [point, ...(above.length > 0 ? [above[above.length - 1]!.index] : [])];
+    await n.snapshotStore.prune(n.config.snapshot.keep, keepAlso);
   }
 
   // ---------------------------------------------------------------------------
@@ -363,10 +375,24 @@ export class Snapshots<R, Q, A> {
       return new Uint8Array(0);
     }
     this.incoming.delete(key);
-    if (inc.crc !== num(header, "crc"))
-      throw new CorruptionError(inc.path, 0, `snapshot ${index} checksum mismatch`);
-    const meta = decodeSnapshotMeta(body);
-    this.assembled.set(index, { path: inc.path, term, meta: body });
+    let meta: SnapshotMeta;
+    try {
+      if (inc.crc !== num(header, "crc"))
+        throw new CorruptionError(inc.path, 0, `snapshot ${index} checksum mismatch`);
+      meta = decodeSnapshotMeta(body);
+    } catch (e) {
+      await rm(inc.path, { force: true });
+      throw e;
+    }
+    if (this.assembled.has(index)) {
+      // The same image again (a retransmit after a lost answer): the core took the first
+      // copy, whose install may be waiting on it; this one is not needed.
+      await rm(inc.path, { force: true });
+      return new Uint8Array(0);
+    }
+    const path = join(this.incomingDir, `assembled-${from}-${index}-${++this.assembledSeq}.snap`);
+    await rename(inc.path, path);
+    this.assembled.set(index, { path, term, meta: body, crc: inc.crc });
     // The bytes are here and verified: now the core may accept the snapshot.
     this.node.stepLocal({
       type: "snapshot",
@@ -375,6 +401,11 @@ export class Snapshots<R, Q, A> {
       term: num(header, "leaderTerm"),
       snapshot: { metadata: { index, term, confState: meta.confState }, data: new Uint8Array(0) },
     });
+    // Refused (not newer than our commit index, or we stopped): its bytes are of no use.
+    if (this.node.raw.internals.log.unstable.snapshot?.metadata.index !== index) {
+      this.assembled.delete(index);
+      await rm(path, { force: true });
+    }
     return new Uint8Array(0);
   }
 
@@ -392,7 +423,7 @@ export class Snapshots<R, Q, A> {
         `snapshot ${index} accepted by the core but its bytes are missing`,
       );
     const chunkBytes = n.config.snapshot.chunkBytes;
-    await n.stateMachine.restore(readFileChunks(a.path, chunkBytes), { index, term });
+    await n.stateMachine.restore(checked(readFileChunks(a.path, chunkBytes), a.crc, a.path), { index, term });
     const info = await n.snapshotStore.write(index, term, a.meta, readFileChunks(a.path, chunkBytes));
     await n.logStore.installSnapshot({ index, term, confState });
     const meta = decodeSnapshotMeta(a.meta);
@@ -409,6 +440,8 @@ export class Snapshots<R, Q, A> {
       this.assembled.delete(i);
       await rm(x.path, { force: true });
     }
+    // The installed snapshot is the newest, and the log's compaction point: it stays.
+    await n.snapshotStore.prune(n.config.snapshot.keep, [index]);
     n.afterSnapshotInstall(index);
     n.emit("snapshotInstalled", { index, term });
     n.logger.info({ index, term }, "snapshot installed");
@@ -424,6 +457,21 @@ export class Snapshots<R, Q, A> {
     await this.taking?.catch(() => {});
     await rm(this.incomingDir, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/** Passes `chunks` through; at their end, throws if their checksum is not `crc`. */
+async function* checked(
+  chunks: AsyncIterable<Uint8Array>,
+  crc: number,
+  path: string,
+): AsyncIterable<Uint8Array> {
+  let c = 0;
+  for await (const chunk of chunks) {
+    c = crc32c(chunk, c);
+    yield chunk;
+  }
+  if (c !== crc)
+    throw new CorruptionError(path, 0, "an assembled snapshot changed on disk before its install");
 }
 
 async function* readFileChunks(path: string, chunkBytes: number): AsyncIterable<Uint8Array> {

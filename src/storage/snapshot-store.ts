@@ -45,8 +45,8 @@ export interface SnapshotStore {
   latest(): SnapshotInfo | null;
   /** Newest first. */
   list(): SnapshotInfo[];
-  /** Deletes all but the newest `keep`. */
-  prune(keep: number): Promise<void>;
+  /** Deletes all but the newest `keep` and those at the indexes in `alsoKeep`. */
+  prune(keep: number, alsoKeep?: readonly number[]): Promise<void>;
 }
 
 export interface FileSnapshotStoreOptions {
@@ -270,11 +270,12 @@ export class FileSnapshotStore implements SnapshotStore {
     return [...this.infos];
   }
 
-  async prune(keep: number): Promise<void> {
+  async prune(keep: number, alsoKeep: readonly number[] = []): Promise<void> {
     if (!Number.isSafeInteger(keep) || keep < 1)
       throw new InvalidArgumentError("retain at least one snapshot");
-    const dead = this.infos.slice(keep);
-    this.infos = this.infos.slice(0, keep);
+    const kept = (s: SnapshotInfo, i: number) => i < keep || alsoKeep.includes(s.index);
+    const dead = this.infos.filter((s, i) => !kept(s, i));
+    this.infos = this.infos.filter(kept);
     for (const d of dead) await rm(d.path, { force: true });
     if (dead.length > 0) await fsyncDir(this.dir);
   }

@@ -94,7 +94,16 @@ export async function runNodeCommand(opts: NodeCommandOptions): Promise<void> {
     await node.ready();
     return httpAddress;
   })();
-  const first = await Promise.race([startup, aborted]);
+  let first: string;
+  try {
+    first = await Promise.race([startup, aborted]);
+  } catch (e) {
+    // A start that failed (a port in use, storage that cannot open) still closes what it
+    // opened: the storage lock, the peer listener.
+    await node.stop().catch(() => {});
+    await api.close().catch(() => {});
+    throw e;
+  }
   if (first === "aborted") {
     startup.catch(() => {}); // cut short by the stop below
     await node.stop();

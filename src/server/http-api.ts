@@ -23,7 +23,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { NotLeaderError, TsraftError } from "../errors.ts";
+import { ConfigError, NotLeaderError, TsraftError } from "../errors.ts";
 import type { RaftNode, ReadConsistency } from "../node/raft-node.ts";
 import { encodeKvCommand, type KvResult } from "../storage/kv-command.ts";
 
@@ -75,7 +75,9 @@ export class HttpApi {
 
   listen(host: string, port: number): Promise<string> {
     return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
+      this.server.once("error", (e: NodeJS.ErrnoException) =>
+        reject(new ConfigError("http", `cannot listen on ${host}:${port}: ${e.code ?? e.message}`)),
+      );
       this.server.listen(port, host, () => {
         const a = this.server.address() as AddressInfo;
         resolve(`${a.address}:${a.port}`);

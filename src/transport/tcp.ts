@@ -8,6 +8,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import {
+  ConfigError,
   InvalidArgumentError,
   PeerUnreachableError,
   ResourceExhaustedError,
@@ -123,10 +124,12 @@ export class TcpTransport implements Transport {
     await new Promise<void>((resolve, reject) => {
       // close() before the port is bound: the listen callback never comes.
       const onClose = () => reject(new StoppedError("transport"));
-      server.once("error", reject);
+      const onError = (e: NodeJS.ErrnoException) =>
+        reject(new ConfigError("listen", `cannot listen on ${host}:${port}: ${e.code ?? e.message}`));
+      server.once("error", onError);
       server.once("close", onClose);
       server.listen({ host, port }, () => {
-        server.off("error", reject);
+        server.off("error", onError);
         server.off("close", onClose);
         resolve();
       });

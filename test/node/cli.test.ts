@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -55,5 +56,31 @@ describe("tsraft node refuses bad arguments with one clear line", () => {
       node(["--id", "1", "--data-dir", join(tmp.dir, "c"), "--http", "127.0.0.1:0x1f", ...cluster]),
       /invalid config "http"/,
     );
+  });
+
+  it("a port in use: one clear line, and what the start opened is closed (no LOCK left behind)", async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const dir = join(tmp.dir, "busy");
+      const peer = node([
+        "--id",
+        "1",
+        "--data-dir",
+        dir,
+        "--initial-cluster",
+        `1=127.0.0.1:${port}`,
+        "--listen",
+        `127.0.0.1:${port}`,
+      ]);
+      refused(peer, /invalid config "listen": cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+      assert.ok(!existsSync(join(dir, "storage", "LOCK")), "the storage lock was released");
+      const http = node(["--id", "1", "--data-dir", dir, ...cluster, "--http", `127.0.0.1:${port}`]);
+      refused(http, /invalid config "http": cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+      assert.ok(!existsSync(join(dir, "storage", "LOCK")), "the storage lock was released");
+    } finally {
+      blocker.close();
+    }
   });
 });

@@ -82,8 +82,14 @@ const summary = runSwarm({
   bugs: bugSwitches,
   onResult(r, bad) {
     const p = r.params;
-    const status = bad ? "FAIL" : r.linearizable === "unknown" ? "ok (linearizability undecided)" : "ok";
-    if (!quiet || bad) {
+    // Undecided is not ok: the checker ran out of budget before it could tell.
+    const undecided = !bad && r.linearizable === "unknown";
+    const status = bad
+      ? "FAIL"
+      : undecided
+        ? "UNDECIDED (safety invariants held; linearizability not checked to the end)"
+        : "ok";
+    if (!quiet || bad || undecided) {
       console.log(
         `seed ${r.seed}: ${status} voters=${p.voters}+${p.learners} lease=${p.leaseTicks} ` +
           `writes=${p.asyncWrites ? `async(max ${p.maxWritesInFlight}, peak ${r.disk.maxInflight}, lost ${r.disk.lostInCrash})` : "sync"} ` +
@@ -121,4 +127,9 @@ console.log(
     failedSeeds: summary.failedSeeds,
   }),
 );
+if (summary.undecided > 0) {
+  console.log(
+    `${summary.undecided} seed(s) undecided: the linearizability check ran out of budget (not a pass)`,
+  );
+}
 process.exit(summary.violations + summary.nonLinearizable > 0 ? 1 : 0);

@@ -21,6 +21,13 @@ import {
   type Snapshot,
 } from "./types.ts";
 
+/** What {@link MemoryRaftLog.saveState} captures. */
+export interface MemoryRaftLogState {
+  readonly hardState: HardState;
+  readonly snap: Snapshot;
+  readonly ents: readonly Entry[];
+}
+
 export class MemoryRaftLog implements RaftLogReader {
   hardState: HardState = EMPTY_HARD_STATE;
   private snap: Snapshot;
@@ -91,6 +98,17 @@ export class MemoryRaftLog implements RaftLogReader {
 
   setHardState(hs: HardState): void {
     this.hardState = hs;
+  }
+
+  /** A copy of everything it holds, for a simulated disk to go back to ({@link restoreState}). */
+  saveState(): MemoryRaftLogState {
+    return { hardState: this.hardState, snap: this.snap, ents: [...this.ents] };
+  }
+
+  restoreState(s: MemoryRaftLogState): void {
+    this.hardState = s.hardState;
+    this.snap = s.snap;
+    this.ents = [...s.ents];
   }
 
   /** Installs a snapshot (from a leader), replacing the whole log. */

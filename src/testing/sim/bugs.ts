@@ -29,6 +29,8 @@ export interface BugSwitches {
    * ack for entries that arrived twice, still in flight from the first time).
    */
   readonly asyncUnorderedAcks?: boolean;
+  /** Core: a Ready whose only durable change is new entries says it needs no fsync. */
+  readonly syncSkipsEntries?: boolean;
 }
 
 export const BUG_NAMES = [
@@ -38,6 +40,7 @@ export const BUG_NAMES = [
   "commitOldTerm",
   "asyncAckOnIssue",
   "asyncUnorderedAcks",
+  "syncSkipsEntries",
 ] as const;
 export type BugName = (typeof BUG_NAMES)[number];
 
@@ -59,6 +62,19 @@ export function bugNames(b: BugSwitches): BugName[] {
 /** Applies the core-side switches to one node's protocol state. */
 export function patchCore(raw: RawNode, bugs: BugSwitches): void {
   const r = raw.internals;
+  if (bugs.syncSkipsEntries) {
+    const ready = raw.ready.bind(raw);
+    let hard = r.hardState();
+    raw.ready = () => {
+      const rd = ready();
+      const termOrVote =
+        rd.hardState !== null && (rd.hardState.term !== hard.term || rd.hardState.vote !== hard.vote);
+      if (rd.hardState) hard = rd.hardState;
+      // The entries are written, but the Ready says no fsync is needed for them.
+      if (rd.entries.length > 0 && !termOrVote && !rd.snapshot) return { ...rd, mustSync: false };
+      return rd;
+    };
+  }
   if (bugs.leaseNoStickiness) {
     r.inLease = () => false;
   }

@@ -33,7 +33,7 @@ export interface SimParams {
   readonly fsyncMaxUs: number;
   /** Chance that a crash during a write keeps a prefix of its entries (a torn tail). */
   readonly tornWriteRate: number;
-  /** Chance that a crash loses the last unsynced (commit-only) hard state. */
+  /** Chance that a crash loses what was written without an fsync since the last one. */
   readonly loseUnsyncedRate: number;
   /** Take a local snapshot and compact after this many applied entries. */
   readonly snapshotEvery: number;

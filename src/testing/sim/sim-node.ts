@@ -12,14 +12,16 @@
  * asynchronous writes, a crash loses every write in flight, or (torn) keeps
  * some of the oldest whole and a strict prefix of the next one's entries. A
  * commit-only hard state is written without fsync (`mustSync` false) and may
- * be lost on crash. The state machine is volatile (it restarts from the
+ * be lost on crash; so may anything else a Ready wrote without one (entries,
+ * a term or vote: only a core that gets `mustSync` wrong writes them so) —
+ * a crash may take the disk back to its state at the last fsync. The state machine is volatile (it restarts from the
  * durable snapshot and the core hands the committed entries after it back)
  * unless `params.durableApply`: then it survives crashes and its applied
  * index, possibly above the durable commit index, is passed to the core.
  */
 
 import type { RaftConfig } from "../../raft/config.ts";
-import { MemoryRaftLog } from "../../raft/memory-log.ts";
+import { MemoryRaftLog, type MemoryRaftLogState } from "../../raft/memory-log.ts";
 import { RawNode } from "../../raft/raw-node.ts";
 import type { ConfState, Entry, HardState, NodeId, Ready } from "../../raft/types.ts";
 import { Prng } from "../prng.ts";
@@ -70,6 +72,8 @@ export class SimNode {
   private unsynced = false;
   /** Hard state before the last term/vote change (for the forget-vote bug switch). */
   private previousHard: HardState;
+  /** The durable state at the last fsync, while writes made since without one could be lost. */
+  private beforeUnsynced: MemoryRaftLogState | null = null;
   /** Set after a membership change is applied: snapshot soon so new members can catch up from it. */
   snapshotDue = false;
   /** Removed from the configuration and stopped for good. */
@@ -148,16 +152,23 @@ export class SimNode {
    * state. Returns nothing; the caller checks invariants on what was written.
    */
   persist(rd: Ready): void {
+    const old = this.durable.hardState;
+    const termOrVote =
+      rd.hardState !== null && (old.term !== rd.hardState.term || old.vote !== rd.hardState.vote);
+    if (!rd.mustSync && (rd.entries.length > 0 || rd.snapshot !== null || termOrVote)) {
+      // Written without an fsync: until the next one, a crash may undo it (and what follows it).
+      this.beforeUnsynced ??= this.durable.saveState();
+    }
     if (rd.snapshot) this.durable.applySnapshot(rd.snapshot);
     if (rd.entries.length > 0) this.durable.append(rd.entries);
     if (rd.hardState) {
-      const old = this.durable.hardState;
-      if (old.term !== rd.hardState.term || old.vote !== rd.hardState.vote) this.previousHard = old;
+      if (termOrVote) this.previousHard = old;
       this.durable.setHardState(rd.hardState);
     }
     if (rd.mustSync) {
       this.syncedCommit = this.durable.hardState.commit;
       this.unsynced = false;
+      this.beforeUnsynced = null;
     } else if (rd.hardState) {
       this.unsynced = true;
     }
@@ -176,6 +187,12 @@ export class SimNode {
     if (rd && !rd.snapshot && rd.entries.length > 1 && prng.chance(params.tornWriteRate)) {
       torn = this.tear(prng, rd);
     }
+    if (this.beforeUnsynced && prng.chance(params.loseUnsyncedRate)) {
+      // Writes the core said needed no fsync did not reach the disk.
+      this.durable.restoreState(this.beforeUnsynced);
+      this.syncedCommit = Math.min(this.syncedCommit, this.durable.hardState.commit);
+    }
+    this.beforeUnsynced = null;
     // A restart resumes applying after the durable snapshot, so the commit index never drops below it.
     const floor = Math.max(this.durable.firstIndex() - 1, this.durable.snapshot().metadata.index);
     if (this.unsynced && prng.chance(params.loseUnsyncedRate)) {
@@ -213,6 +230,8 @@ export class SimNode {
     if (applied <= snapIndex || applied > this.durable.lastIndex()) return;
     if (!this.snapshotDue && applied - snapIndex < params.snapshotEvery) return;
     this.snapshotDue = false;
+    // Taking a snapshot syncs what it covers: there is no going back past it.
+    this.beforeUnsynced = null;
     this.durable.createSnapshot(applied, raw.confState(), this.sm.snapshot());
     const compactTo = applied - params.compactKeep;
     if (compactTo > this.durable.firstIndex() - 1) this.durable.compact(compactTo);

@@ -48,6 +48,24 @@ const cases: Record<string, Case> = {
     steps: 3000,
     expect: /hold it durably|acknowledged write/,
   },
+  // The core says new entries need no fsync: a crash can take back entries already acknowledged
+  // (the disk model loses what was written without one).
+  syncSkipsEntries: {
+    bugs: { syncSkipsEntries: true },
+    profile: "chaos",
+    params: {
+      loseUnsyncedRate: 1,
+      crashEveryUs: 40 * MS,
+      downMaxUs: 40 * MS,
+      preVote: false,
+      checkQuorum: false,
+      leaseTicks: 0,
+      partitionEveryUs: 0,
+    },
+    seeds: 5,
+    steps: 3000,
+    expect: /hold it durably|leader completeness|as committed|applied .* > committed/,
+  },
   // A restart forgets the last vote: a node votes twice in one term.
   forgetVote: {
     bugs: { forgetVote: true },

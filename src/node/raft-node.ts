@@ -734,6 +734,12 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
 
   /** @internal Fail-stop on a storage failure (also from background snapshot writes). */
   async fatal(e: Error): Promise<void> {
+    // Already stopped (a background write failing late): nothing is left to stop, and the
+    // node must not come back to life as "stopping".
+    if (this.state === "stopped") {
+      this.logger.warn({ nodeId: this.id, err: String(e) }, "failure after stop; ignored");
+      return;
+    }
     // Persistence failed (disk full, I/O error): continuing could acknowledge
     // what is not durable. Fail-stop; a restart recovers from the durable state.
     this.logger.error(

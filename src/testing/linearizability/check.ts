@@ -65,14 +65,24 @@ export function check<State, Input, Output>(
   if (options.timeoutMs !== undefined && options.now === undefined) {
     throw new InvalidArgumentError("timeoutMs needs a clock: pass now (e.g. performance.now)");
   }
-  const budget = new Budget(options.maxSteps ?? MAX_STEPS_DEFAULT, options.now, options.timeoutMs);
   const partitions = model.partition ? model.partition(operations) : [{ id: "all", operations }];
   const undecided: string[] = [];
-  for (const part of partitions) {
+  // Each partition may take its share of the steps left (what one leaves goes to the rest), so
+  // an expensive key checked first cannot leave a plainly broken one after it undecided.
+  let stepsLeft = options.maxSteps ?? MAX_STEPS_DEFAULT;
+  const deadline =
+    options.now && options.timeoutMs !== undefined ? options.now() + options.timeoutMs : undefined;
+  for (let i = 0; i < partitions.length; i++) {
+    const part = partitions[i]!;
     const entries = prepare(model, part.operations);
-    const { outcome, reach } = budget.exhausted
-      ? { outcome: "unknown", reach: 0 }
-      : searchLinearization(model, entries, [model.init()], budget);
+    const share = Math.floor(stepsLeft / (partitions.length - i));
+    const timeLeft = deadline === undefined ? undefined : Math.max(0, deadline - options.now!());
+    const budget = new Budget(share, options.now, timeLeft);
+    const { outcome, reach } =
+      timeLeft === 0
+        ? { outcome: "unknown", reach: 0 }
+        : searchLinearization(model, entries, [model.init()], budget);
+    stepsLeft -= budget.spent;
     if (outcome === "illegal") {
       const counterexample =
         options.counterexample === false

@@ -36,7 +36,11 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const canonicalBytes = new WeakMap<Uint8Array, string>();
 
 export function canonicalValue(v: KvValue): string {
-  if (typeof v === "string") return v;
+  if (typeof v === "string") {
+    // A string with a lone surrogate is not text UTF-8 can carry: what a client sends for it
+    // has U+FFFD in its place (and so it can never equal tagged bytes).
+    return /[\uD800-\uDFFF]/.test(v) ? Buffer.from(v, "utf8").toString("utf8") : v;
+  }
   let c = canonicalBytes.get(v);
   if (c === undefined) {
     try {

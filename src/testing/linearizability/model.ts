@@ -131,8 +131,9 @@ export type CheckResult<Input, Output> =
 
 export interface CheckOptions {
   /**
-   * Upper bound on model steps for the whole check (all partitions); past it
-   * the result is "unknown". Default 50,000,000.
+   * Upper bound on model steps for the whole check (all partitions, each
+   * taking at most its share of what is left); past it the result is
+   * "unknown" for the partitions it cut short. Default 50,000,000.
    */
   readonly maxSteps?: number;
   /** Wall-clock budget; needs `now`, since the checker reads no clock itself. */

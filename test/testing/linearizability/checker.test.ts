@@ -9,6 +9,9 @@ import {
   check,
   checkKvHistory,
   generateKvHistory,
+  type KvInput,
+  type KvOutput,
+  kvModel,
   type Model,
   type Operation,
 } from "../../../src/testing/linearizability/index.ts";
@@ -85,6 +88,25 @@ const read = (
   status: "ok",
 });
 
+describe("values", () => {
+  it("a string with a lone surrogate is the text a client can send for it, never tagged bytes", () => {
+    // Bytes that are not UTF-8 are tagged with a lone surrogate; a string starting with one
+    // must not be read as those bytes.
+    const ops: Operation<KvInput, KvOutput>[] = [
+      {
+        client: 1,
+        input: { op: "put", key: "x", value: new Uint8Array([0xff]) },
+        output: null,
+        call: 0,
+        return: 1,
+        status: "ok",
+      },
+      { client: 2, input: { op: "get", key: "x" }, output: "\uDFFF/w==", call: 2, return: 3, status: "ok" },
+    ];
+    assert.equal(check(kvModel, ops).ok, false);
+  });
+});
+
 describe("custom models", () => {
   it("checks a counter with default state hashing", () => {
     assert.deepEqual(check(counter, [inc(1, 0, 5), inc(2, 0, 5), read(3, 1, 1, 2), read(3, 2, 6, 7)]), {
@@ -122,6 +144,13 @@ describe("budget", () => {
     const h = [...big, get(99, "never-written", 1e9, 1e9 + 1, "k0")];
     assert.equal(checkKvHistory(h).ok, false);
     assert.equal(checkKvHistory(h, { maxSteps: 10 }).ok, "unknown");
+  });
+
+  it("an expensive key does not use up the budget of a plainly broken key after it", () => {
+    const h = [...big, get(99, "never-written", 1e9, 1e9 + 1, "zz")];
+    const r = checkKvHistory(h, { maxSteps: 100 });
+    assert.equal(r.ok, false);
+    assert.ok(r.ok === false && r.partition === "zz");
   });
 
   it("returns unknown when an injected clock passes the time budget", () => {

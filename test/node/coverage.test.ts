@@ -538,6 +538,20 @@ describe("runtime coverage", () => {
     assert.equal(dec(await n.read(enc("k149"))), "149");
   });
 
+  it("a failure reported after the node stopped leaves it stopped (no loop restarts)", async (t) => {
+    const dir = join(tmp.dir, `late${++seq}`);
+    const { n, log } = await soloNode("late", new FileStorageEngine({ dir: join(dir, "storage") }));
+    t.after(() => n.stop().catch(() => {}));
+    await n.stop();
+    const fatal = record(n, "fatal");
+    await (n as unknown as { fatal(e: Error): Promise<void> }).fatal(
+      new Error("injected: late write failure"),
+    );
+    assert.equal((n as unknown as { state: string }).state, "stopped");
+    assert.deepEqual(fatal, [], "no fatal event for a node already stopped");
+    assert.ok(log.find("failure after stop; ignored").length > 0);
+  });
+
   it("a state machine failure is fail-stop: fatal, and run() still shuts the node down", async (t) => {
     const dir = join(tmp.dir, `smfail${++seq}`);
     const sm = new FileStateMachine({ dir: join(dir, "state_machine") });

@@ -7,7 +7,7 @@
 import { ConfChangeError, ProposalDroppedError } from "../errors.ts";
 import { applyConfChange } from "./confchange.ts";
 import { decodeConfChange, encodeConfChange } from "./confchange-codec.ts";
-import { maybeCommit, sendAppend } from "./leader.ts";
+import { bcastHeartbeat, maybeCommit, sendAppend } from "./leader.ts";
 import type { Raft } from "./raft.ts";
 import { invalidateLease, onRoundAcknowledged } from "./reads.ts";
 import { confStateOf, isJoint } from "./tracker.ts";
@@ -51,8 +51,12 @@ export function applyConfChangeEntry(r: Raft, e: Entry): ConfState {
   const cs = confStateOf(r.tracker.config);
   if (r.role !== "leader") return cs;
   if (!r.tracker.isVoter(r.id)) {
-    // A removed (or demoted) leader steps down once its removal is applied.
+    // A removed (or demoted) leader steps down once its removal is applied. First it tells the
+    // others that the removal committed: that news would otherwise ride on its next append
+    // (deferred commit broadcast), which never comes, and the members left would wait for it
+    // forever (the survivor of two voters would never campaign).
     r.cfg.logger?.info({ id: r.id, term: r.term }, "stepping down: removed from the configuration");
+    bcastHeartbeat(r);
     r.becomeFollower(r.term, NONE);
     return cs;
   }

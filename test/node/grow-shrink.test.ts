@@ -94,4 +94,27 @@ describe("membership without downtime", () => {
       assert.ok(got !== null && Number(got.slice(1)) >= Number(value.slice(1)), `${key}: ${got} < ${value}`);
     }
   });
+
+  it("removing the leader of two voters: the other one leads alone (it learns the removal committed)", async () => {
+    const net = new MemoryNetwork({ clusterId: "remove-leader-2" });
+    const initialCluster = { "1": memAddress(1), "2": memAddress(2) };
+    const two = [1, 2].map((id) => memNode(net, id, `${tmp.dir}/rl2`, { initialCluster }));
+    nodes.push(...two);
+    await Promise.all(two.map((n) => n.startRpcServer()));
+    await Promise.all(two.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(two));
+    const other = two.find((n) => n !== leader)!;
+    await leader.propose(put("before", "1"));
+    await leader.removeNode(leader.id);
+    // With the commit broadcast deferred, the survivor never heard that the removal
+    // committed: it kept both voters, could not win an election, and stayed without a leader.
+    await waitFor(
+      "the other node leading alone",
+      () => other.status().role === "leader" && voters(other).length === 1,
+      8000,
+    );
+    assert.deepEqual(voters(other), [other.id]);
+    assert.equal((await other.propose(put("after", "2"))).op, "put");
+    assert.equal(dec(await other.read(enc("before"))), "1");
+  });
 });

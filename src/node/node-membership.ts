@@ -48,6 +48,8 @@ export class Membership<R, Q, A> {
   private promoting = false;
   /** This node's removal was applied; see afterApply(). */
   private selfRemovalPending = false;
+  /** A joining node: the leader's commit index when it admitted us (removals below it are old). */
+  private admittedAt = 0;
   private stopped = false;
 
   constructor(node: RaftNode<R, Q, A>) {
@@ -103,7 +105,11 @@ export class Membership<R, Q, A> {
         const resp = await n.transport.request(Number(id), RPC_JOIN, encodeWithBody({ id: n.id, address }), {
           timeoutMs: JOIN_RPC_TIMEOUT_MS,
         });
-        this.learnMembers(decodeWithBody(resp).header.members);
+        const answer = decodeWithBody(resp).header;
+        this.learnMembers(answer.members);
+        if (typeof answer.admittedAt === "number" && Number.isSafeInteger(answer.admittedAt)) {
+          this.admittedAt = answer.admittedAt;
+        }
         n.logger.info({ via: Number(id) }, "joined the cluster as a learner");
         return;
       } catch (e) {
@@ -141,7 +147,9 @@ export class Membership<R, Q, A> {
         return n.transport.request(st.lead, RPC_JOIN, payload, { timeoutMs: JOIN_RPC_TIMEOUT_MS });
       }
       if (!this.isMember(id)) await this.change({ type: ConfChangeType.AddLearner, nodeId: id }, address);
-      return encodeWithBody({ members: n.members.toRecord() });
+      // At or above the entry that admitted it: the joiner ignores removals of its id before it
+      // (a node that reuses a removed node's id replays that removal on its way there).
+      return encodeWithBody({ members: n.members.toRecord(), admittedAt: n.raw.status().commit });
     });
     n.transport.handle(RPC_REMOVED, (_payload, ctx) => {
       const stillMember = this.isMember(n.id);
@@ -213,7 +221,8 @@ export class Membership<R, Q, A> {
     else w.reject(new ProposalDroppedError("stepped-down", `index ${index} committed in term ${term}`));
   }
 
-  onRemoved(id: NodeId): void {
+  /** `id` left the configuration; `asLeader`: this node led when the change was applied. */
+  onRemoved(id: NodeId, asLeader: boolean): void {
     const n = this.node;
     this.caughtUpSince.delete(id);
     if (id === n.id) {
@@ -222,7 +231,7 @@ export class Membership<R, Q, A> {
       this.selfRemovalPending = true;
       return;
     }
-    if (n.raw.status().role === "leader") {
+    if (asLeader) {
       // Tell the removed node (best effort), then forget it.
       void n.transport
         .request(id, RPC_REMOVED, new Uint8Array(0), { timeoutMs: 2000 })
@@ -246,7 +255,10 @@ export class Membership<R, Q, A> {
   afterApply(applied: number): void {
     if (!this.selfRemovalPending) return;
     const n = this.node;
-    if (applied < n.raw.status().commit) return;
+    // The local commit index is clamped to the entries received so far: a joiner catching up
+    // in batches can be "caught up" right after an old removal of its id, so it also waits
+    // for the index it was admitted at.
+    if (applied < Math.max(n.raw.status().commit, this.admittedAt)) return;
     this.selfRemovalPending = false;
     if (this.isMember(n.id)) {
       n.logger.info({ applied }, "an earlier removal of this node id was followed by its re-admission");
@@ -288,10 +300,19 @@ export class Membership<R, Q, A> {
       this.caughtUpSince.clear();
       return;
     }
+    // A learner must also be heard from: one that went silent keeps a match index that looks
+    // caught up, and promoting it would count a dead voter (a single voter would lose quorum).
+    const liveWithinMs = n.config.raft.electionTicks * n.config.raft.tickMs;
     for (const p of st.progress) {
       if (!p.learner) continue;
+      const heard = n.lastHeardFrom(p.id);
       // Still probing or receiving a snapshot is not caught up, however short the log is.
-      if (p.state !== "replicate" || st.commit - p.match > rule.promoteWithinEntries) {
+      if (
+        p.state !== "replicate" ||
+        st.commit - p.match > rule.promoteWithinEntries ||
+        heard === undefined ||
+        now - heard > liveWithinMs
+      ) {
         this.caughtUpSince.delete(p.id);
         continue;
       }

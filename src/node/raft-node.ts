@@ -143,6 +143,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   private writesInFlight: Promise<void> = Promise.resolve();
   private writesPending = 0;
   private confChangesApplied: Entry[] = [];
+  /** When a message last came from each peer (monotonic ms): is a learner alive to promote? */
+  private readonly heardFrom = new Map<NodeId, number>();
 
   constructor(deps: RaftNodeDeps<R, Q, A>) {
     super();
@@ -546,6 +548,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
 
   private onMessage(m: Message): void {
     if (this.state !== "running") return;
+    this.heardFrom.set(m.from, performance.now());
     try {
       this.raw.step(m);
     } catch (e) {
@@ -612,6 +615,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     if (rd.mustSync) writes.push(this.logStore.sync());
     let markAdvanced = (): void => {};
     let advancedOk = false;
+    let membersBefore: Set<NodeId> | null = null;
+    let leaderBefore = false;
     if (this.asyncWrites) {
       // The write proceeds while this loop goes on to apply and take the next Ready; its
       // messages leave once it (and every write before it) is durable, and not before the
@@ -642,6 +647,13 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       for (const rs of rd.readStates) this.reads.confirmed(rs.ctx, rs.index);
       for (const d of rd.droppedReads) this.reads.dropped(d.ctx, d.reason);
       this.reads.serve(this.appliedIndex);
+      // Who leaves is who is in the configuration before the core applies this batch's
+      // changes and not after (entering a joint configuration removes no one yet).
+      if (this.confChangesApplied.length > 0) {
+        membersBefore = confMembers(this.raw.confState());
+        // A leader that removes itself steps down in advance(): it still tells the others.
+        leaderBefore = this.raw.status().role === "leader";
+      }
       this.raw.advance();
       advancedOk = true;
     } finally {
@@ -655,6 +667,13 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       this.emit("membershipChange", { confState: cs, index: e.index });
     }
     this.confChangesApplied = [];
+    if (membersBefore) {
+      const after = confMembers(this.raw.confState());
+      for (const id of membersBefore) if (!after.has(id)) this.membership.onRemoved(id, leaderBefore);
+      void this.members
+        .persist()
+        .catch((err: unknown) => this.logger.error({ err: String(err) }, "persisting members"));
+    }
     this.membership.settleUpTo(this.appliedIndex, "was applied as another entry");
     this.membership.afterApply(this.appliedIndex);
     this.snapshots.startDue();
@@ -699,9 +718,9 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     const cc = decodeConfChange(e.data);
     const address = new TextDecoder().decode(cc.context);
     for (const ch of cc.changes) {
-      if (ch.type === ConfChangeType.RemoveNode) {
-        this.membership.onRemoved(ch.nodeId);
-      } else if (address && cc.changes.length === 1) {
+      // Removals are taken from the configuration the batch leaves (handleReady): a node
+      // removed by a joint change is still an outgoing voter until the joint config is left.
+      if (ch.type !== ConfChangeType.RemoveNode && address && cc.changes.length === 1) {
         this.members.set(ch.nodeId, address);
         if (ch.nodeId !== this.id) this.transport.addPeer(ch.nodeId, address);
       }
@@ -710,6 +729,11 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       .persist()
       .catch((err: unknown) => this.logger.error({ err: String(err) }, "persisting members"));
     this.confChangesApplied.push(e);
+  }
+
+  /** @internal When a message last came from `id` (monotonic ms), or undefined. */
+  lastHeardFrom(id: NodeId): number | undefined {
+    return this.heardFrom.get(id);
   }
 
   /** A snapshot from the leader replaced the state: proposals it covers can no longer be matched. */
@@ -753,4 +777,9 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.snapshots.failRequests(e);
     this.emit("fatal", e);
   }
+}
+
+/** Every node in a configuration: voters and learners, incoming and outgoing. */
+function confMembers(cs: ConfState): Set<NodeId> {
+  return new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
 }

@@ -213,7 +213,9 @@ export class Snapshots<R, Q, A> {
     this.intervalDue = false;
     if (this.latest && index <= this.latest.info.index) return this.latest.info;
     if (index === 0) throw new InvalidArgumentError("nothing applied yet: no snapshot to take");
-    const term = n.reader.term(index);
+    // The state machine's own record: with asynchronous writes it may have applied entries
+    // the log store has not taken in yet (they wait behind its write gate).
+    const term = n.stateMachine.lastApplied().term;
     const meta: SnapshotMeta = { confState: n.raw.confState(), members: n.members.toRecord() };
     const info = await n.snapshotStore.write(
       index,

@@ -273,7 +273,7 @@ export abstract class AbstractLogStore implements CrashableLogStore {
   compact(snapshot: SnapshotMetadata): Promise<void> {
     const refused = this.refuse(() => validateSnapshotMetadata(snapshot));
     if (refused) return refused;
-    return this.serialize("snapshot", 0, () => {
+    return this.serialize("compact", 0, () => {
       if (snapshot.index <= this.snap.index) throw new CompactedError(snapshot.index, this.first);
       if (snapshot.index > this.last) throw new UnavailableError(snapshot.index, this.last);
       if (snapshot.index > this.hs.commit) {

@@ -99,8 +99,8 @@ export const LOG_STORE_DEFAULTS = {
   cacheMaxBytes: 16 * 1024 * 1024,
 } as const;
 
-/** Which write a backend's gate is asked about. */
-export type WriteKind = "append" | "hardState" | "truncate" | "snapshot" | "sync";
+/** Which write a backend's gate is asked about ("compact" keeps the log; "snapshot" installs one, which may discard it). */
+export type WriteKind = "append" | "hardState" | "truncate" | "compact" | "snapshot" | "sync";
 
 /** What a backend found on open. */
 export interface RecoveredLog {

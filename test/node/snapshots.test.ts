@@ -156,6 +156,42 @@ describe("snapshot transfer and install", () => {
   });
 });
 
+describe("taking snapshots", () => {
+  it("a snapshot of entries applied before the local log store took them in (asynchronous writes)", async (t) => {
+    const { nodes, leader } = await cluster(t, 3, { snapshot: { policy: "disabled" } });
+    await leader.propose(put("first", "1"));
+    // The leader's log store holds its appends back for a while (as behind a segment being
+    // preallocated: its write gate); the followers commit, and the leader applies, meanwhile.
+    const store = leader.logStore as unknown as {
+      _writeGate(bytes: number, kind: string, largest: number): Promise<void> | null;
+    };
+    const gate = store._writeGate.bind(store);
+    let release = (): void => {};
+    let held: Promise<void> | null = new Promise<void>((r) => {
+      release = () => {
+        held = null;
+        r();
+      };
+    });
+    store._writeGate = (bytes, kind, largest) =>
+      held && kind === "append" ? held : gate(bytes, kind, largest);
+    for (let i = 0; i < 5; i++) await leader.propose(put(key(i), "v"));
+    assert.ok(
+      leader.logStore.lastIndex() < leader.status().applied,
+      "the state machine is ahead of the log store",
+    );
+    const fatal: unknown[] = [];
+    leader.on("fatal", (e) => fatal.push(e));
+    // The term of the applied index came from the log store, which did not have it yet.
+    const info = await leader.snapshot();
+    assert.equal(info.index, leader.status().applied);
+    release();
+    await leader.propose(put("after", "1"));
+    assert.deepEqual(fatal, []);
+    assert.ok(nodes.every((n) => n.running));
+  });
+});
+
 describe("snapshot policies", () => {
   it("snapshots closer together than keepTailEntries still compact the log (and few stay on disk)", async (t) => {
     const { leader } = await cluster(t, 1, { snapshot: { policy: "entries", entries: 200, keep: 2 } });

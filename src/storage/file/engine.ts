@@ -247,6 +247,10 @@ export class FileStorageEngine extends AbstractLogStore {
     if (kind === "snapshot") {
       // A snapshot install that discards the log starts a new segment.
       segmentsNeeded = 1;
+    } else if (kind === "compact") {
+      // Compaction writes the manifest, nothing to a segment: waiting for a spare one (a
+      // 64 MiB preallocation) would only hold every append behind it.
+      segmentsNeeded = 0;
     } else if (kind !== "append") {
       // Small records may use the reserve kept at the end of every segment.
       segmentsNeeded = seg.writePos + 64 <= seg.sizeBytes ? 0 : 1;

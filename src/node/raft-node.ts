@@ -143,6 +143,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   private writesInFlight: Promise<void> = Promise.resolve();
   private writesPending = 0;
   private confChangesApplied: Entry[] = [];
+  /** When the core last ticked (monotonic ms): see catchUpTicks(). */
+  private lastTickAt = performance.now();
   /** When a message last came from each peer (monotonic ms): is a learner alive to promote? */
   private readonly heardFrom = new Map<NodeId, number>();
 
@@ -192,6 +194,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     } finally {
       opened();
     }
+    this.lastTickAt = performance.now();
     this.ticker = setInterval(() => this.onTick(), this.config.raft.tickMs);
     this.schedule();
     this.logger.info({ nodeId: this.id, applied: this.appliedIndex }, "node started");
@@ -385,6 +388,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     }
     const { ctx, promise } = this.reads.add(() => this.stateMachine.read(query));
     try {
+      if (consistency === "lease") this.catchUpTicks(false);
       this.raw.readIndex(ctx, consistency === "lease" ? "lease" : "safe");
     } catch (e) {
       this.reads.fail(
@@ -536,7 +540,7 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
 
   private onTick(): void {
     if (this.state !== "running") return;
-    this.raw.tick();
+    this.catchUpTicks(true);
     // Monotonic: a wall clock stepped back (NTP) must not hold timeouts off, nor one stepped forward fire them.
     const now = performance.now();
     this.proposals.expire(now);
@@ -544,6 +548,35 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.membership.onTick();
     this.snapshots.onTick();
     this.schedule();
+  }
+
+  /**
+   * Ticks the core once per `tickMs` of real time since the last tick (`atLeastOne`: the
+   * timer's own tick). A timer does not catch up after the event loop stalled (a long GC, a
+   * blocking call): the core's clock would lag real time, and a leader's lease outlive the
+   * followers' patience; a lease read catches up first for the same reason. Without leases
+   * the timer ticks once per call, as before: a stalled node then times out later, never
+   * sooner (a leader back from a stall does not step down before reading its followers' acks).
+   */
+  private catchUpTicks(atLeastOne: boolean): void {
+    if (this.config.raft.leaseTicks === 0) {
+      if (atLeastOne) this.raw.tick();
+      return;
+    }
+    const tickMs = this.config.raft.tickMs;
+    const now = performance.now();
+    let n = Math.floor((now - this.lastTickAt) / tickMs);
+    if (atLeastOne) n = Math.max(n, 1);
+    if (n <= 0) return;
+    const max = 2 * this.config.raft.electionTicks;
+    if (n > max) {
+      // Far behind: enough ticks to end any lease and election timeout; start afresh.
+      n = max;
+      this.lastTickAt = now;
+    } else {
+      this.lastTickAt = Math.max(this.lastTickAt + n * tickMs, now - tickMs);
+    }
+    for (let i = 0; i < n; i++) this.raw.tick();
   }
 
   private onMessage(m: Message): void {

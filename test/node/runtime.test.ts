@@ -172,6 +172,35 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     assert.equal((await n.propose(put("small", "x".repeat(4000)))).op, "put");
   });
 
+  it("a leader back from a stall does not serve a lease read from a lease real time has ended", async (t) => {
+    const m = await memCluster3(t, 3, { raft: { leaseTicks: 5 }, limits: { proposalTimeoutMs: 1000 } });
+    await Promise.all(m.nodes.map((n) => n.ready()));
+    const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+    await leader.propose(put("k", "v1"));
+    assert.equal(dec(await leader.read(enc("k"), { consistency: "lease" })), "v1");
+    // Cut off, and (as far as its clock can tell) stalled for 10 s: the followers' election
+    // timeouts have long passed, a new leader may have taken writes.
+    m.net.partition(
+      [leader.id],
+      m.nodes.filter((n) => n !== leader).map((n) => n.id),
+    );
+    const realNow = performance.now.bind(performance);
+    const skew = 10_000;
+    performance.now = () => realNow() + skew;
+    try {
+      const read = leader.read(enc("k"), { consistency: "lease" }).then(
+        (v) => `served ${dec(v)}`,
+        (e: unknown) => `refused: ${(e as Error).name}`,
+      );
+      const outcome = await Promise.race([read, sleep(300).then(() => "waiting")]);
+      // Its ticks counted timer callbacks, not time: the lease still looked valid.
+      assert.notEqual(outcome, "served v1", "a lease read served from an expired lease");
+    } finally {
+      performance.now = realNow;
+      m.net.heal();
+    }
+  });
+
   it("read consistencies: eventual may be stale, linearizable is not, lease is served by a leader in lease", async (t) => {
     const m = await memCluster3(t, 3, {
       raft: { leaseTicks: 5 },

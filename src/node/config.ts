@@ -311,6 +311,9 @@ function checkCombinations(c: NodeConfig): void {
       "a node either founds a cluster (initialCluster) or joins one (join), not both",
     );
   }
+  if (Object.hasOwn(c.join, String(c.nodeId))) {
+    throw new ConfigError("join", `lists this node (${c.nodeId}): join through the existing members`);
+  }
   if (members.length > 0 && !members.includes(String(c.nodeId))) {
     throw new ConfigError("initialCluster", `must include this node (${c.nodeId})`);
   }

@@ -6,6 +6,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  ConfChangeError,
   InvalidArgumentError,
   NotLeaderError,
   ProposalDroppedError,
@@ -113,6 +114,8 @@ export class Membership<R, Q, A> {
         n.logger.info({ via: Number(id) }, "joined the cluster as a learner");
         return;
       } catch (e) {
+        // Refused for good (the id is a member at another address): no retry will change it.
+        if (e instanceof TsraftError && e.code === "TSRAFT_ERR_CONF_CHANGE") throw e;
         lastErr = e;
         await sleep(Math.min(1000, 100 * 2 ** Math.min(attempt, 4)));
       }
@@ -145,6 +148,10 @@ export class Membership<R, Q, A> {
         if (st.lead === NONE || st.lead === n.id) throw new NotLeaderError(NONE);
         // Any member can be asked: pass it on to the leader.
         return n.transport.request(st.lead, RPC_JOIN, payload, { timeoutMs: JOIN_RPC_TIMEOUT_MS });
+      }
+      const known = n.members.get(id);
+      if (this.isMember(id) && known !== undefined && known !== address) {
+        throw new ConfChangeError(`node ${id} is a member at ${known}, not ${address}: remove it first`);
       }
       if (!this.isMember(id)) await this.change({ type: ConfChangeType.AddLearner, nodeId: id }, address);
       // At or above the entry that admitted it: the joiner ignores removals of its id before it

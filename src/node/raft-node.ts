@@ -198,7 +198,14 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.ticker = setInterval(() => this.onTick(), this.config.raft.tickMs);
     this.schedule();
     this.logger.info({ nodeId: this.id, applied: this.appliedIndex }, "node started");
-    await this.membership.joinIfAsked();
+    try {
+      await this.membership.joinIfAsked();
+    } catch (e) {
+      // Not admitted: close what was opened (storage lock, listener) rather than leave a node
+      // running that belongs to no cluster.
+      await this.stop().catch(() => {});
+      throw e;
+    }
   }
 
   /** Storage, recovery, the core and the transport: everything start() does before running. */

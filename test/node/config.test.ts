@@ -329,6 +329,13 @@ describe("loadNodeConfig refuses what would run wrong", () => {
     }
   });
 
+  it("a join list naming the node itself is refused", () => {
+    assert.throws(
+      () => loadNodeConfig({ overrides: { nodeId: 2, join: "1=h:1000,2=h:2000" } }),
+      configError("join", /lists this node \(2\)/),
+    );
+  });
+
   it("a snapshot bandwidth limit too slow for one chunk in a timer's reach is refused", () => {
     assert.throws(
       () => loadNodeConfig({ overrides: { ...base, snapshot: { bandwidthBytesPerSec: 1 } } }),

@@ -190,3 +190,36 @@ describe("reusing a removed node's id", () => {
     assert.ok(fresh.running);
   });
 });
+
+describe("joining", () => {
+  it("a join that cannot succeed: refused at once for an id that is a member elsewhere, and the node does not stay running", async (t) => {
+    const net = new MemoryNetwork({ clusterId: "join-refused" });
+    const dir = `${tmp.dir}/jr${++seq}`;
+    const n1 = memNode(net, 1, dir, { initialCluster: { "1": memAddress(1) } });
+    track(t, [n1]);
+    await n1.startRpcServer();
+    await n1.ready();
+    // Node 2 is a member (a learner) at n2:1; another node 2 asks to join from elsewhere.
+    await n1.addLearner(2, memAddress(2));
+    const impostorAddress = "n92:1";
+    const base = mergeNodeConfig(FAST, { join: { "1": memAddress(1) }, limits: { readyTimeoutMs: 5000 } });
+    const impostor = new NodeBuilder({
+      ...base,
+      nodeId: 2,
+      listen: impostorAddress,
+      dataDir: join(dir, "impostor"),
+    })
+      .transport(net.transport(2, { address: impostorAddress }))
+      .build() as unknown as KvNode;
+    track(t, [impostor]);
+    const t0 = Date.now();
+    await assert.rejects(impostor.startRpcServer(), /is a member at n2:1, not n92:1/);
+    assert.ok(Date.now() - t0 < 2500, `refused after ${Date.now() - t0} ms (it retried until the timeout)`);
+    assert.equal(impostor.running, false, "a node that was not admitted does not stay running");
+    assert.deepEqual(voters(n1), [1]);
+    // A join through a member that never answers: a timeout, and again nothing left running.
+    const lonely = memNode(net, 7, dir, { join: { "9": memAddress(9) }, limits: { readyTimeoutMs: 500 } });
+    await assert.rejects(lonely.startRpcServer(), /joining the cluster/);
+    assert.equal(lonely.running, false);
+  });
+});

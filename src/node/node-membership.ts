@@ -149,10 +149,8 @@ export class Membership<R, Q, A> {
         // Any member can be asked: pass it on to the leader.
         return n.transport.request(st.lead, RPC_JOIN, payload, { timeoutMs: JOIN_RPC_TIMEOUT_MS });
       }
-      const known = n.members.get(id);
-      if (this.isMember(id) && known !== undefined && known !== address) {
-        throw new ConfChangeError(`node ${id} is a member at ${known}, not ${address}: remove it first`);
-      }
+      // Refuses an id that is a member at another address (kindOf throws).
+      this.kindOf(id, address);
       if (!this.isMember(id)) await this.change({ type: ConfChangeType.AddLearner, nodeId: id }, address);
       // At or above the entry that admitted it: the joiner ignores removals of its id before it
       // (a node that reuses a removed node's id replays that removal on its way there).
@@ -276,8 +274,24 @@ export class Membership<R, Q, A> {
 
   /** In the configuration as applied (incoming or outgoing, voter or learner). */
   private isMember(id: NodeId): boolean {
-    const cs = this.node.raw.status().confState;
-    return [cs.voters, cs.votersOutgoing, cs.learners, cs.learnersNext].some((ids) => ids.includes(id));
+    return confMembers(this.node.raw.confState()).has(id);
+  }
+
+  /**
+   * What `id` is in the applied configuration (a voter of the incoming
+   * config, a learner, or null); a member at another address than `address`
+   * is a ConfChangeError (remove it first).
+   */
+  kindOf(id: NodeId, address: string | undefined): "voter" | "learner" | null {
+    const cs = this.node.raw.confState();
+    const at = this.node.members.get(id);
+    if (address && at !== undefined && at !== address && confMembers(cs).has(id)) {
+      throw new ConfChangeError(
+        `node ${id} is a member at ${at}, not ${address}: remove it first to move it`,
+      );
+    }
+    if (cs.voters.includes(id)) return "voter";
+    return cs.learners.includes(id) || cs.learnersNext.includes(id) ? "learner" : null;
   }
 
   private selfRemoved(): void {
@@ -374,4 +388,9 @@ export class Membership<R, Q, A> {
     for (const w of this.waiters.values()) w.reject(e);
     this.waiters.clear();
   }
+}
+
+/** Every node in a configuration: voters and learners, incoming and outgoing. */
+export function confMembers(cs: ConfState): Set<NodeId> {
+  return new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
 }

@@ -45,7 +45,7 @@ import { type Logger, silentLogger, type Transport } from "../transport/transpor
 import type { NodeConfig } from "./config.ts";
 import { MemberRegistry } from "./members.ts";
 import { NodeLogReader } from "./node-log-reader.ts";
-import { Membership } from "./node-membership.ts";
+import { confMembers, Membership } from "./node-membership.ts";
 import { Snapshots } from "./node-snapshots.ts";
 import { PendingProposals, PendingReads } from "./pending.ts";
 
@@ -415,7 +415,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
    */
   addLearner(id: NodeId, address: string): Promise<ConfState> {
     try {
-      const is = this.memberKind(id, address);
+      this.checkRunning();
+      const is = this.membership.kindOf(id, address);
       if (is === "voter") throw new ConfChangeError(`node ${id} is a voter already`);
       if (is === "learner") return Promise.resolve(this.raw.confState());
     } catch (e) {
@@ -427,7 +428,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   /** Makes `id` a voter: a learner is promoted; a node not yet a member needs its `address`. */
   promote(id: NodeId, address?: string): Promise<ConfState> {
     try {
-      if (this.memberKind(id, address) === "voter") return Promise.resolve(this.raw.confState());
+      this.checkRunning();
+      if (this.membership.kindOf(id, address) === "voter") return Promise.resolve(this.raw.confState());
     } catch (e) {
       return Promise.reject(e);
     }
@@ -435,24 +437,6 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       { type: ConfChangeType.AddNode, nodeId: id },
       address ?? this.members.get(id) ?? "",
     );
-  }
-
-  /** What `id` is in the applied configuration; throws if it is a member at another address than `address`. */
-  private memberKind(id: NodeId, address: string | undefined): "voter" | "learner" | null {
-    this.checkRunning();
-    const cs = this.raw.confState();
-    const kind = cs.voters.includes(id)
-      ? "voter"
-      : cs.learners.includes(id) || cs.learnersNext.includes(id)
-        ? "learner"
-        : null;
-    const at = this.members.get(id);
-    if (kind !== null && address && at !== undefined && at !== address) {
-      throw new ConfChangeError(
-        `node ${id} is a member at ${at}, not ${address}: remove it first to move it`,
-      );
-    }
-    return kind;
   }
 
   removeNode(id: NodeId): Promise<ConfState> {
@@ -757,17 +741,14 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
   private onConfChangeApplied(e: Entry): void {
     const cc = decodeConfChange(e.data);
     const address = new TextDecoder().decode(cc.context);
-    for (const ch of cc.changes) {
-      // Removals are taken from the configuration the batch leaves (handleReady): a node
-      // removed by a joint change is still an outgoing voter until the joint config is left.
-      if (ch.type !== ConfChangeType.RemoveNode && address && cc.changes.length === 1) {
-        this.members.set(ch.nodeId, address);
-        if (ch.nodeId !== this.id) this.transport.addPeer(ch.nodeId, address);
-      }
+    // A single addition carries the new member's address. Removals are taken from the
+    // configuration the batch leaves (handleReady), which also persists the members once: a
+    // node removed by a joint change is still an outgoing voter until the joint config is left.
+    const ch = cc.changes[0];
+    if (cc.changes.length === 1 && ch && ch.type !== ConfChangeType.RemoveNode && address) {
+      this.members.set(ch.nodeId, address);
+      if (ch.nodeId !== this.id) this.transport.addPeer(ch.nodeId, address);
     }
-    void this.members
-      .persist()
-      .catch((err: unknown) => this.logger.error({ err: String(err) }, "persisting members"));
     this.confChangesApplied.push(e);
   }
 
@@ -817,9 +798,4 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.snapshots.failRequests(e);
     this.emit("fatal", e);
   }
-}
-
-/** Every node in a configuration: voters and learners, incoming and outgoing. */
-function confMembers(cs: ConfState): Set<NodeId> {
-  return new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
 }

@@ -404,7 +404,7 @@ export class Snapshots<R, Q, A> {
       snapshot: { metadata: { index, term, confState: meta.confState }, data: new Uint8Array(0) },
     });
     // Refused (not newer than our commit index, or we stopped): its bytes are of no use.
-    if (this.node.raw.internals.log.unstable.snapshot?.metadata.index !== index) {
+    if (this.node.raw.pendingSnapshotIndex() !== index) {
       this.assembled.delete(index);
       await rm(path, { force: true });
     }

@@ -154,6 +154,11 @@ export class RawNode {
     this.r.forwardedReads.delete(ctx);
   }
 
+  /** The index of a snapshot the core accepted and the runtime has not installed yet, or null. */
+  pendingSnapshotIndex(): number | null {
+    return this.r.log.unstable.snapshot?.metadata.index ?? null;
+  }
+
   /** Asks the leader to hand leadership to `target` (forwarded if this node is a follower). */
   transferLeader(target: NodeId): void {
     const r = this.r;

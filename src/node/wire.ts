@@ -6,6 +6,7 @@
 
 import { ProtocolError } from "../errors.ts";
 import type { ConfState } from "../raft/types.ts";
+import { isConfState } from "../storage/log-store-contract.ts";
 
 export const RPC_SNAPSHOT = "tsraft.snapshot";
 export const RPC_JOIN = "tsraft.join";
@@ -70,18 +71,8 @@ export function decodeSnapshotMeta(buf: Uint8Array): SnapshotMeta {
     throw new ProtocolError(`malformed snapshot metadata: ${(e as Error).message}`);
   }
   const o = v as Partial<SnapshotMeta> | null;
-  const ids = (x: unknown) => Array.isArray(x) && x.every((n) => Number.isSafeInteger(n) && n > 0);
   const cs = o?.confState;
-  if (
-    !cs ||
-    !ids(cs.voters) ||
-    !ids(cs.learners) ||
-    !ids(cs.votersOutgoing) ||
-    !ids(cs.learnersNext) ||
-    typeof cs.autoLeave !== "boolean" ||
-    typeof o?.members !== "object" ||
-    o.members === null
-  ) {
+  if (!isConfState(cs) || typeof o?.members !== "object" || o.members === null) {
     throw new ProtocolError("snapshot metadata does not describe a membership");
   }
   return { confState: cs, members: o.members };

@@ -17,6 +17,7 @@ import { DirLock } from "./file/lock.ts";
 import {
   AbstractLogStore,
   EMPTY_SNAPSHOT_METADATA,
+  isConfState,
   type LogStoreCapabilities,
   type LogStoreOptions,
   positiveIntOption,
@@ -117,13 +118,7 @@ export abstract class KvLogStore extends AbstractLogStore {
   protected async _open(): Promise<RecoveredLog> {
     const kv = await this.openBackend();
     try {
-      const recovered = this.readMeta(kv);
-      const gc = kv.getSync(META_GC);
-      const gcFrom =
-        gc === undefined ? recovered.snapshot.index + 1 : Number(Buffer.from(gc).toString("utf8"));
-      if (!Number.isSafeInteger(gcFrom) || gcFrom < 1) {
-        throw new CorruptionError(this.capabilities.backend, 0, "metadata m:gc is damaged");
-      }
+      const { recovered, gcFrom } = this.readMeta(kv);
       this.gcFrom = gcFrom;
       this.kv = kv;
       return recovered;
@@ -134,8 +129,11 @@ export abstract class KvLogStore extends AbstractLogStore {
     }
   }
 
-  /** The hard state, snapshot and last index, checked: damage is a CorruptionError, never a bad log. */
-  private readMeta(kv: KvBackend): RecoveredLog {
+  /**
+   * The hard state, snapshot, last index and compaction frontier (m:gc), checked: damage is
+   * a CorruptionError, never a bad log.
+   */
+  private readMeta(kv: KvBackend): { recovered: RecoveredLog; gcFrom: number } {
     const backend = this.capabilities.backend;
     const get = (k: Buffer): unknown => {
       const v = kv.getSync(k);
@@ -161,26 +159,23 @@ export abstract class KvLogStore extends AbstractLogStore {
       throw damaged("m:hs", hs);
     }
     const s = snap as Record<string, unknown>;
-    const cs = s?.confState as Record<string, unknown> | undefined;
-    const ids = (x: unknown) => Array.isArray(x) && x.every((id) => isIndex(id) && id > 0);
     if (
       typeof snap !== "object" ||
       snap === null ||
       !isIndex(s.index) ||
       !isIndex(s.term) ||
-      typeof cs !== "object" ||
-      cs === null ||
-      !ids(cs.voters) ||
-      !ids(cs.learners) ||
-      !ids(cs.votersOutgoing) ||
-      !ids(cs.learnersNext) ||
-      typeof cs.autoLeave !== "boolean"
+      !isConfState(s.confState)
     ) {
       throw damaged("m:snap", snap);
     }
     if (!isIndex(last) || last < s.index) throw damaged("m:last", last);
     if ((h.commit as number) > last) throw damaged("m:hs (commit beyond the last index)", hs);
-    return { hardState: hs as HardState, snapshot: snap as SnapshotMetadata, lastIndex: last };
+    const gcFrom = get(META_GC) ?? s.index + 1;
+    if (!isIndex(gcFrom) || gcFrom < 1) throw damaged("m:gc", gcFrom);
+    return {
+      recovered: { hardState: hs as HardState, snapshot: snap as SnapshotMetadata, lastIndex: last },
+      gcFrom,
+    };
   }
 
   protected override _writeGate(_bytes: number, _kind: WriteKind, _largest: number): Promise<void> | null {

@@ -20,7 +20,13 @@
 
 import { ConfigError, InvalidArgumentError } from "../errors.ts";
 import type { RaftLogReader } from "../raft/storage.ts";
-import { EMPTY_CONF_STATE, type Entry, type HardState, type SnapshotMetadata } from "../raft/types.ts";
+import {
+  type ConfState,
+  EMPTY_CONF_STATE,
+  type Entry,
+  type HardState,
+  type SnapshotMetadata,
+} from "../raft/types.ts";
 
 /** What a backend can do; the conformance suite and runtimes branch on it. */
 export interface LogStoreCapabilities {
@@ -136,4 +142,18 @@ export function validateSnapshotMetadata(m: SnapshotMetadata): void {
       `snapshot index and term must be positive integers (${m.index}/${m.term})`,
     );
   }
+}
+
+/** Whether `x` has the shape of a ConfState (positive integer ids; read back from disk or the wire). */
+export function isConfState(x: unknown): x is ConfState {
+  if (typeof x !== "object" || x === null) return false;
+  const cs = x as Record<string, unknown>;
+  const ids = (v: unknown) => Array.isArray(v) && v.every((id) => Number.isSafeInteger(id) && id > 0);
+  return (
+    ids(cs.voters) &&
+    ids(cs.learners) &&
+    ids(cs.votersOutgoing) &&
+    ids(cs.learnersNext) &&
+    typeof cs.autoLeave === "boolean"
+  );
 }

@@ -9,10 +9,8 @@ import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { ConfigError } from "../errors.ts";
+import { MAX_TIMER_MS } from "../transport/rpc.ts";
 import { checkAddress, defaultsOf, fromEnv, merge, type Schema, validate } from "./config-schema.ts";
-
-/** The longest delay a Node.js timer takes (longer ones fire at once). */
-const MAX_TIMER_MS = 2_147_483_647;
 
 export const NODE_CONFIG_SCHEMA = {
   nodeId: { type: "int", min: 1, doc: "this node's id (a positive integer, unique in the cluster)" },

@@ -41,6 +41,7 @@ import {
 } from "../raft/types.ts";
 import type { LogStore } from "../storage/log-store.ts";
 import type { SnapshotInfo, SnapshotStore, StateMachine } from "../storage/state-machine.ts";
+import { MAX_TIMER_MS } from "../transport/rpc.ts";
 import { type Logger, silentLogger, type Transport } from "../transport/transport.ts";
 import type { NodeConfig } from "./config.ts";
 import { MemberRegistry } from "./members.ts";
@@ -453,8 +454,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.checkRunning();
     const st = this.raw.status();
     if (st.role !== "leader") throw this.notLeader();
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2_147_483_647) {
-      throw new InvalidArgumentError(`timeoutMs must be an integer in 1..2147483647, got ${timeoutMs}`);
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMER_MS) {
+      throw new InvalidArgumentError(`timeoutMs must be an integer in 1..${MAX_TIMER_MS}, got ${timeoutMs}`);
     }
     const to = target ?? this.membership.bestTransferTarget();
     if (to === undefined) throw new InvalidArgumentError("no other voter to transfer leadership to");

@@ -40,7 +40,7 @@ export function validateMethod(method: string): void {
 }
 
 /** The longest delay a Node timer keeps (a longer one fires after 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function validateRequestOptions(o: RequestOptions): void {
   if (!o || !Number.isSafeInteger(o.timeoutMs) || o.timeoutMs <= 0 || o.timeoutMs > MAX_TIMER_MS) {

@@ -35,16 +35,22 @@ export interface HttpApiOptions {
   /** Request bodies held in memory at once, all connections together; beyond, 503. Default 64 MiB. */
   readonly maxBodiesInFlightBytes?: number;
 }
-/** The methods each route takes (for 405 and its Allow header). */
-const ROUTES: readonly [RegExp, string][] = [
-  [/^kv\/[^/]+$/, "GET, HEAD, PUT, POST, DELETE"],
-  [/^status$/, "GET, HEAD"],
-  [/^members$/, "POST"],
-  [/^members\/[^/]+\/promote$/, "POST"],
-  [/^members\/[^/]+$/, "DELETE"],
-  [/^leader\/transfer$/, "POST"],
-  [/^snapshot$/, "POST"],
-];
+/** A request as the routes see it: `parts` are the path's segments, percent-decoded. */
+interface Call {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly parts: readonly string[];
+  readonly query: URLSearchParams;
+}
+
+/**
+ * A path (segments; "*" matches any one) and the handler of each method it
+ * takes: dispatch, 404 and 405 (with its Allow header) all read this one table.
+ */
+interface Route {
+  readonly path: readonly string[];
+  readonly methods: Readonly<Record<string, (c: Call) => Promise<void>>>;
+}
 
 class HttpError extends Error {
   constructor(
@@ -90,6 +96,77 @@ export class HttpApi {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
+  private readonly routes: readonly Route[] = [
+    {
+      path: ["kv", "*"],
+      methods: {
+        GET: (c) => this.get(c),
+        HEAD: (c) => this.get(c),
+        PUT: (c) => this.put(c),
+        POST: (c) => this.put(c),
+        DELETE: async ({ res, parts }) => {
+          await this.node.propose(encodeKvCommand({ op: "delete", key: keyOf(parts) }));
+          sendJson(res, 200, { ok: true });
+        },
+      },
+    },
+    {
+      path: ["status"],
+      methods: {
+        GET: async ({ res }) => sendJson(res, 200, this.node.status()),
+        HEAD: async ({ res }) => sendJson(res, 200, this.node.status()),
+      },
+    },
+    {
+      path: ["members"],
+      methods: {
+        POST: async ({ req, res }) => {
+          const body = parseJson(await readBody(req, MAX_JSON_BODY_BYTES, this.bodies));
+          const id = Number(body.id);
+          const address = String(body.address ?? "");
+          const cs =
+            body.learner === false
+              ? await this.node.promote(id, address || undefined)
+              : await this.node.addLearner(id, address);
+          sendJson(res, 200, { confState: cs });
+        },
+      },
+    },
+    {
+      path: ["members", "*", "promote"],
+      methods: {
+        POST: async ({ res, parts }) =>
+          sendJson(res, 200, { confState: await this.node.promote(Number(parts[1])) }),
+      },
+    },
+    {
+      path: ["members", "*"],
+      methods: {
+        DELETE: async ({ res, parts }) =>
+          sendJson(res, 200, { confState: await this.node.removeNode(Number(parts[1])) }),
+      },
+    },
+    {
+      path: ["leader", "transfer"],
+      methods: {
+        POST: async ({ req, res }) => {
+          const body = parseJson(await readBody(req, MAX_JSON_BODY_BYTES, this.bodies));
+          await this.node.transferLeadership(body.to === undefined ? undefined : Number(body.to));
+          sendJson(res, 200, { leader: this.node.status().leader });
+        },
+      },
+    },
+    {
+      path: ["snapshot"],
+      methods: {
+        POST: async ({ res }) => {
+          const info = await this.node.snapshot();
+          sendJson(res, 200, { index: info.index, term: info.term, sizeBytes: info.sizeBytes });
+        },
+      },
+    },
+  ];
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // The path as sent, segment by segment: URL parsing would resolve "." and ".." (even
     // percent-encoded) and turn "\\" into "/", so some keys could not be named.
@@ -106,70 +183,41 @@ export class HttpApi {
     } catch {
       throw new HttpError(400, "malformed URL");
     }
-    const n = this.node;
     const method = req.method ?? "GET";
-    const bodies = this.bodies;
-    const limit = n.config.limits.maxCommandBytes;
-    if (parts[0] === "kv" && parts.length === 2) {
-      const key = new TextEncoder().encode(parts[1]!);
-      if (method === "PUT" || method === "POST") {
-        const value = await readBody(req, limit, bodies);
-        const r = await n.propose(encodeKvCommand({ op: "put", key, value }));
-        return sendJson(res, 200, { ok: true, op: r.op });
-      }
-      if (method === "DELETE") {
-        await n.propose(encodeKvCommand({ op: "delete", key }));
-        return sendJson(res, 200, { ok: true });
-      }
-      if (method === "GET" || method === "HEAD") {
-        const consistency = (query.get("consistency") ?? "linearizable") as ReadConsistency;
-        if (!["linearizable", "lease", "eventual"].includes(consistency))
-          throw new HttpError(400, "bad consistency");
-        const v = await n.read(key, { consistency });
-        if (v === null) return sendJson(res, 404, { code: "NOT_FOUND", message: "no such key" });
-        res.writeHead(200, { "content-type": "application/octet-stream" });
-        res.end(v);
-        return;
-      }
-    }
-    if (parts[0] === "status" && parts.length === 1 && (method === "GET" || method === "HEAD")) {
-      return sendJson(res, 200, n.status());
-    }
-    if (parts[0] === "members") {
-      if (parts.length === 1 && method === "POST") {
-        const body = parseJson(await readBody(req, MAX_JSON_BODY_BYTES, bodies));
-        const id = Number(body.id);
-        const address = String(body.address ?? "");
-        const cs =
-          body.learner === false
-            ? await n.promote(id, address || undefined)
-            : await n.addLearner(id, address);
-        return sendJson(res, 200, { confState: cs });
-      }
-      if (parts.length === 3 && parts[2] === "promote" && method === "POST") {
-        return sendJson(res, 200, { confState: await n.promote(Number(parts[1])) });
-      }
-      if (parts.length === 2 && method === "DELETE") {
-        return sendJson(res, 200, { confState: await n.removeNode(Number(parts[1])) });
-      }
-    }
-    if (parts[0] === "leader" && parts[1] === "transfer" && method === "POST") {
-      const body = parseJson(await readBody(req, MAX_JSON_BODY_BYTES, bodies));
-      await n.transferLeadership(body.to === undefined ? undefined : Number(body.to));
-      return sendJson(res, 200, { leader: n.status().leader });
-    }
-    if (parts[0] === "snapshot" && method === "POST") {
-      const info = await n.snapshot();
-      return sendJson(res, 200, { index: info.index, term: info.term, sizeBytes: info.sizeBytes });
-    }
     const path = parts.map(encodeURIComponent).join("/");
-    const allow = ROUTES.find(([re]) => re.test(path))?.[1];
-    if (allow) {
+    const route = this.routes.find(
+      (r) => r.path.length === parts.length && r.path.every((p, i) => p === "*" || p === parts[i]),
+    );
+    if (!route) throw new HttpError(404, `no route ${method} /${path}`);
+    const handler = Object.hasOwn(route.methods, method) ? route.methods[method] : undefined;
+    if (!handler) {
+      const allow = Object.keys(route.methods).join(", ");
       res.setHeader("allow", allow);
       throw new HttpError(405, `${method} is not allowed on /${path} (allowed: ${allow})`);
     }
-    throw new HttpError(404, `no route ${method} /${path}`);
+    await handler({ req, res, parts, query });
   }
+
+  private async put({ req, res, parts }: Call): Promise<void> {
+    const value = await readBody(req, this.node.config.limits.maxCommandBytes, this.bodies);
+    const r = await this.node.propose(encodeKvCommand({ op: "put", key: keyOf(parts), value }));
+    sendJson(res, 200, { ok: true, op: r.op });
+  }
+
+  private async get({ res, parts, query }: Call): Promise<void> {
+    const consistency = (query.get("consistency") ?? "linearizable") as ReadConsistency;
+    if (!["linearizable", "lease", "eventual"].includes(consistency))
+      throw new HttpError(400, "bad consistency");
+    const v = await this.node.read(keyOf(parts), { consistency });
+    if (v === null) return sendJson(res, 404, { code: "NOT_FOUND", message: "no such key" });
+    res.writeHead(200, { "content-type": "application/octet-stream" });
+    res.end(v);
+  }
+}
+
+/** The key of a /kv/<key> path. */
+function keyOf(parts: readonly string[]): Uint8Array {
+  return new TextEncoder().encode(parts[1]!);
 }
 
 /**

@@ -22,6 +22,7 @@ import { FileStateMachine } from "../../src/storage/file-state-machine.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
 import type { Logger, RequestOptions } from "../../src/transport/transport.ts";
 import {
+  cutOff,
   dec,
   enc,
   FAST,
@@ -142,10 +143,7 @@ async function laggingFollower(t: TestContext, config: NodeConfigInput, count: n
   );
   const leader = await waitFor("a leader", () => leaderOf(m.nodes));
   const lagging = m.nodes.find((x) => x !== leader)!;
-  m.net.partition(
-    [lagging.id],
-    m.nodes.filter((x) => x !== lagging).map((x) => x.id),
-  );
+  cutOff(m.net, lagging, m.nodes);
   await fill(leader, "big-", count, valueBytes);
   const snap = await leader.snapshot();
   // The snapshot is written in the background: heartbeats went on, no follower lost patience.

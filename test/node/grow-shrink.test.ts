@@ -9,7 +9,18 @@ import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NotLeaderError, ProposalDroppedError, TimeoutError } from "../../src/errors.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
-import { dec, enc, type KvNode, leaderOf, memAddress, memNode, put, tempDir, waitFor } from "./helpers.ts";
+import {
+  dec,
+  enc,
+  type KvNode,
+  leaderOf,
+  memAddress,
+  memNode,
+  put,
+  tempDir,
+  voters,
+  waitFor,
+} from "./helpers.ts";
 
 const tmp = tempDir("tsraft-grow-");
 const nodes: KvNode[] = [];
@@ -17,12 +28,6 @@ after(async () => {
   for (const n of nodes) await n.stop().catch(() => {});
   tmp.cleanup();
 });
-
-const voters = (n: KvNode) =>
-  n
-    .status()
-    .members.filter((m) => m.role === "voter")
-    .map((m) => m.id);
 
 describe("membership without downtime", () => {
   it("grows 1 → 3 voters and shrinks back to 1 while writes continue", async () => {

@@ -4,12 +4,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NodeBuilder } from "../../src/node/builder.ts";
 import { mergeNodeConfig, type NodeConfigInput } from "../../src/node/config.ts";
 import type { RaftNode } from "../../src/node/raft-node.ts";
 import type { FileStateMachine } from "../../src/storage/file-state-machine.ts";
 import { decodeKvCommand, encodeKvCommand, type KvResult } from "../../src/storage/kv-command.ts";
+import { MemoryNetwork } from "../../src/transport/memory.ts";
 
 export type KvNode = RaftNode<KvResult, Uint8Array, Uint8Array | null>;
 
@@ -78,12 +80,7 @@ export function memAddress(id: number): string {
   return `n${id}:1`;
 }
 
-export function memNode(
-  net: import("../../src/transport/memory.ts").MemoryNetwork,
-  id: number,
-  dir: string,
-  config: NodeConfigInput,
-): KvNode {
+export function memNode(net: MemoryNetwork, id: number, dir: string, config: NodeConfigInput): KvNode {
   const base = mergeNodeConfig(FAST, config);
   return new NodeBuilder({ ...base, nodeId: id, listen: memAddress(id), dataDir: join(dir, `m${id}`) })
     .transport(net.transport(id, { address: memAddress(id) }))
@@ -92,4 +89,63 @@ export function memNode(
 
 export function memCluster(n: number): Record<string, string> {
   return Object.fromEntries(Array.from({ length: n }, (_, i) => [String(i + 1), memAddress(i + 1)]));
+}
+
+/** The voters a node's status lists. */
+export const voters = (n: KvNode): number[] =>
+  n
+    .status()
+    .members.filter((m) => m.role === "voter")
+    .map((m) => m.id);
+
+/** Cuts `node` off from the rest of `nodes` (both directions). */
+export function cutOff(net: MemoryNetwork, node: KvNode, nodes: readonly KvNode[]): void {
+  net.partition(
+    [node.id],
+    nodes.filter((x) => x !== node).map((x) => x.id),
+  );
+}
+
+export interface MemCluster {
+  readonly net: MemoryNetwork;
+  readonly nodes: KvNode[];
+  readonly dir: string;
+  /** Builds (does not start) node `id` over the same network and directory. */
+  add(id: number, config: NodeConfigInput): KvNode;
+}
+
+/**
+ * Starts founding members 1..`start` of an `n`-member cluster over a fresh
+ * MemoryNetwork, file storage under `dir`; stops every node added when `t` ends.
+ */
+export async function startMemCluster(
+  t: TestContext,
+  dir: string,
+  n: number,
+  config: NodeConfigInput = {},
+  start = n,
+): Promise<MemCluster> {
+  const net = new MemoryNetwork({ clusterId: "mem-test" });
+  const nodes: KvNode[] = [];
+  const mem: MemCluster = {
+    net,
+    nodes,
+    dir,
+    add(id, cfg) {
+      const node = memNode(net, id, dir, cfg);
+      nodes.push(node);
+      return node;
+    },
+  };
+  // Leaders first, one at a time: each hands over to a live voter at once instead of
+  // waiting out a transfer to a node that is stopping too.
+  t.after(async () => {
+    for (let live = nodes.filter((x) => x.running); live.length > 0; live = nodes.filter((x) => x.running)) {
+      await (leaderOf(live) ?? live[0]!).stop().catch(() => {});
+    }
+  });
+  const initialCluster = memCluster(n);
+  for (let i = 1; i <= start; i++) mem.add(i, { ...config, initialCluster });
+  await Promise.all(nodes.map((x) => x.startRpcServer()));
+  return mem;
 }

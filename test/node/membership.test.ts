@@ -17,23 +17,20 @@ import {
   FAST,
   type KvNode,
   leaderOf,
+  type MemCluster,
   memAddress,
   memCluster,
   memNode,
   put,
+  startMemCluster,
   tempDir,
+  voters,
   waitFor,
 } from "./helpers.ts";
 
 const tmp = tempDir("tsraft-membership-");
 after(() => tmp.cleanup());
 let seq = 0;
-
-const voters = (n: KvNode) =>
-  n
-    .status()
-    .members.filter((m) => m.role === "voter")
-    .map((m) => m.id);
 
 function track(t: TestContext, nodes: KvNode[]): void {
   t.after(async () => {
@@ -42,17 +39,12 @@ function track(t: TestContext, nodes: KvNode[]): void {
 }
 
 /** Voters 1-3, then learners 4 and 5 joined and caught up. */
-async function fiveNodes(t: TestContext, net: MemoryNetwork, dir: string): Promise<KvNode[]> {
+async function fiveNodes(t: TestContext): Promise<MemCluster> {
   const cfg: NodeConfigInput = { membership: { autoPromote: false } };
-  const nodes = [1, 2, 3].map((id) => memNode(net, id, dir, { ...cfg, initialCluster: memCluster(3) }));
-  track(t, nodes);
-  await Promise.all(nodes.map((n) => n.startRpcServer()));
+  const m = await startMemCluster(t, `${tmp.dir}/j${++seq}`, 3, cfg);
+  const nodes = m.nodes;
   await Promise.all(nodes.map((n) => n.ready()));
-  for (const id of [4, 5]) {
-    const n = memNode(net, id, dir, { ...cfg, join: { "1": memAddress(1) } });
-    nodes.push(n);
-    await n.startRpcServer();
-  }
+  for (const id of [4, 5]) await m.add(id, { ...cfg, join: { "1": memAddress(1) } }).startRpcServer();
   await waitFor(
     "learners caught up",
     () => {
@@ -61,7 +53,7 @@ async function fiveNodes(t: TestContext, net: MemoryNetwork, dir: string): Promi
     },
     10_000,
   );
-  return nodes;
+  return m;
 }
 
 const jointSwap = (add: number[], remove: number[]) => ({
@@ -75,8 +67,7 @@ const jointSwap = (add: number[], remove: number[]) => ({
 
 describe("joint changes that remove members", () => {
   it("members removed by a joint change stay until it is left (they are outgoing voters meanwhile)", async (t) => {
-    const net = new MemoryNetwork({ clusterId: "joint-early" });
-    const nodes = await fiveNodes(t, net, `${tmp.dir}/j${++seq}`);
+    const { net, nodes } = await fiveNodes(t);
     const leader = leaderOf(nodes)!;
     const victims = nodes.filter((n) => n.id <= 3 && n !== leader);
     const ids = new Set(victims.map((v) => v.id));
@@ -105,8 +96,7 @@ describe("joint changes that remove members", () => {
   });
 
   it("a joint change that removes the leader and a follower: both stop, the others go on", async (t) => {
-    const net = new MemoryNetwork({ clusterId: "joint-leader" });
-    const nodes = await fiveNodes(t, net, `${tmp.dir}/j${++seq}`);
+    const { nodes } = await fiveNodes(t);
     const leader = leaderOf(nodes)!;
     const follower = nodes.find((n) => n.id <= 3 && n !== leader)!;
     await leader.proposeConfChange(jointSwap([4, 5], [leader.id, follower.id])).catch(() => {});

@@ -20,62 +20,32 @@ import type { NodeConfigInput } from "../../src/node/config.ts";
 import type { NodeEvents } from "../../src/node/raft-node.ts";
 import { encodeWithBody, RPC_SNAPSHOT } from "../../src/node/wire.ts";
 import { encodeKvCommand } from "../../src/storage/kv-command.ts";
-import { MemoryNetwork } from "../../src/transport/memory.ts";
 import {
+  cutOff,
   dec,
   enc,
   type KvNode,
   leaderOf,
+  type MemCluster,
   memAddress,
-  memCluster,
-  memNode,
   put,
+  startMemCluster,
   tempDir,
   waitFor,
 } from "./helpers.ts";
 
 const tmp = tempDir("tsraft-runtime-");
-const all: KvNode[] = [];
 let seq = 0;
-after(async () => {
-  await Promise.all(all.map((n) => n.stop().catch(() => {})));
-  tmp.cleanup();
-});
-
-interface Mem {
-  readonly net: MemoryNetwork;
-  readonly nodes: KvNode[];
-  readonly dir: string;
-  add(id: number, config: NodeConfigInput): KvNode;
-}
+after(() => tmp.cleanup());
 
 /** Starts `n` founding members over a fresh MemoryNetwork; stops them when `t` ends. */
-async function memCluster3(t: TestContext, n: number, config: NodeConfigInput = {}, start = n): Promise<Mem> {
-  const net = new MemoryNetwork({ clusterId: "mem-test" });
-  const dir = `${tmp.dir}/c${++seq}`;
-  const nodes: KvNode[] = [];
-  const mem: Mem = {
-    net,
-    nodes,
-    dir,
-    add(id, cfg) {
-      const node = memNode(net, id, dir, cfg);
-      nodes.push(node);
-      all.push(node);
-      return node;
-    },
-  };
-  // Leaders first, one at a time: each hands over to a live voter at once instead of
-  // waiting out a transfer to a node that is stopping too.
-  t.after(async () => {
-    for (let live = nodes.filter((x) => x.running); live.length > 0; live = nodes.filter((x) => x.running)) {
-      await (leaderOf(live) ?? live[0]!).stop().catch(() => {});
-    }
-  });
-  const initialCluster = memCluster(n);
-  for (let i = 1; i <= start; i++) mem.add(i, { ...config, initialCluster });
-  await Promise.all(nodes.map((x) => x.startRpcServer()));
-  return mem;
+function memCluster3(
+  t: TestContext,
+  n: number,
+  config: NodeConfigInput = {},
+  start = n,
+): Promise<MemCluster> {
+  return startMemCluster(t, `${tmp.dir}/c${++seq}`, n, config, start);
 }
 
 function record<K extends keyof NodeEvents>(node: KvNode, event: K): NodeEvents[K][0][] {
@@ -180,10 +150,7 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     assert.equal(dec(await leader.read(enc("k"), { consistency: "lease" })), "v1");
     // Cut off, and (as far as its clock can tell) stalled for 10 s: the followers' election
     // timeouts have long passed, a new leader may have taken writes.
-    m.net.partition(
-      [leader.id],
-      m.nodes.filter((n) => n !== leader).map((n) => n.id),
-    );
+    cutOff(m.net, leader, m.nodes);
     const realNow = performance.now.bind(performance);
     const skew = 10_000;
     performance.now = () => realNow() + skew;
@@ -289,10 +256,7 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     const m = await memCluster3(t, 3, { limits: { proposalTimeoutMs: 400 } });
     await Promise.all(m.nodes.map((n) => n.ready()));
     const leader = await waitFor("a leader", () => leaderOf(m.nodes));
-    m.net.partition(
-      [leader.id],
-      m.nodes.filter((n) => n !== leader).map((n) => n.id),
-    );
+    cutOff(m.net, leader, m.nodes);
     const t0 = Date.now();
     await assert.rejects(leader.addLearner(9, "127.0.0.1:9"), TimeoutError);
     assert.ok(Date.now() - t0 >= 400);
@@ -305,10 +269,7 @@ describe("the embedded runtime (in-memory transport, file storage)", () => {
     const m = await memCluster3(t, 3, { limits: { proposalTimeoutMs: 300 } });
     await Promise.all(m.nodes.map((n) => n.ready()));
     const leader = await waitFor("a leader", () => leaderOf(m.nodes));
-    m.net.partition(
-      [leader.id],
-      m.nodes.filter((n) => n !== leader).map((n) => n.id),
-    );
+    cutOff(m.net, leader, m.nodes);
     const write = leader.propose(put("k", "v"));
     const change = leader.addLearner(9, "127.0.0.1:9");
     const realNow = Date.now;

@@ -16,14 +16,15 @@ import { encodeSnapshotMeta, encodeWithBody, RPC_SNAPSHOT } from "../../src/node
 import { crc32c } from "../../src/storage/crc32c.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
 import {
+  cutOff,
   dec,
   enc,
   type KvNode,
   leaderOf,
   memAddress,
-  memCluster,
   memNode,
   put,
+  startMemCluster,
   tempDir,
   waitFor,
 } from "./helpers.ts";
@@ -32,20 +33,12 @@ const tmp = tempDir("tsraft-snapshots-");
 after(() => tmp.cleanup());
 let seq = 0;
 
-/** `n` founding members over one MemoryNetwork, stopped when `t` ends. */
+/** `n` founding members over one MemoryNetwork, ready, stopped when `t` ends. */
 async function cluster(t: TestContext, n: number, config: NodeConfigInput) {
-  const net = new MemoryNetwork({ clusterId: "snap-test" });
-  const dir = `${tmp.dir}/c${++seq}`;
-  const nodes = Array.from({ length: n }, (_, i) =>
-    memNode(net, i + 1, dir, { ...config, initialCluster: memCluster(n) }),
-  );
-  t.after(async () => {
-    for (const x of nodes) await x.stop().catch(() => {});
-  });
-  await Promise.all(nodes.map((x) => x.startRpcServer()));
-  await Promise.all(nodes.map((x) => x.ready()));
-  const leader = await waitFor("a leader", () => leaderOf(nodes));
-  return { net, dir, nodes, leader };
+  const m = await startMemCluster(t, `${tmp.dir}/c${++seq}`, n, config);
+  await Promise.all(m.nodes.map((x) => x.ready()));
+  const leader = await waitFor("a leader", () => leaderOf(m.nodes));
+  return { ...m, leader };
 }
 
 const key = (i: number) => `k${String(i).padStart(3, "0")}`;
@@ -60,10 +53,7 @@ describe("snapshot transfer and install", () => {
       snapshot: { policy: "disabled", keepTailEntries: 0, chunkBytes: 1024 },
     });
     const f = nodes.find((n) => n !== leader)!;
-    net.partition(
-      [f.id],
-      nodes.filter((n) => n !== f).map((n) => n.id),
-    );
+    cutOff(net, f, nodes);
     // 128-byte records: a 1 KiB chunk ends on a record boundary, so a partial image would
     // load without complaint.
     for (let i = 0; i < 60; i++) await leader.propose(put(key(i), "x".repeat(122)));
@@ -143,10 +133,7 @@ describe("snapshot transfer and install", () => {
     let installs = 0;
     f.on("snapshotInstalled", () => installs++);
     for (let round = 1; round <= 4; round++) {
-      net.partition(
-        [f.id],
-        nodes.filter((n) => n !== f).map((n) => n.id),
-      );
+      cutOff(net, f, nodes);
       for (let i = 0; i < 20; i++) await leader.propose(put(`r${round}-${i}`, "x".repeat(200)));
       await leader.snapshot();
       net.heal();

@@ -18,6 +18,19 @@ interface Case {
   readonly expect: RegExp;
 }
 
+/**
+ * Frequent short crashes, elections without pre-vote or check-quorum, no
+ * partitions: the faults under which a lost write or vote shows.
+ */
+const crashesInElections: Partial<SimParams> = {
+  crashEveryUs: 40 * MS,
+  downMaxUs: 40 * MS,
+  preVote: false,
+  checkQuorum: false,
+  leaseTicks: 0,
+  partitionEveryUs: 0,
+};
+
 const cases: Record<string, Case> = {
   // Acks leave before the write is durable: the leader counts replicas that are not durable.
   sendBeforePersist: {
@@ -53,15 +66,7 @@ const cases: Record<string, Case> = {
   syncSkipsEntries: {
     bugs: { syncSkipsEntries: true },
     profile: "chaos",
-    params: {
-      loseUnsyncedRate: 1,
-      crashEveryUs: 40 * MS,
-      downMaxUs: 40 * MS,
-      preVote: false,
-      checkQuorum: false,
-      leaseTicks: 0,
-      partitionEveryUs: 0,
-    },
+    params: { ...crashesInElections, loseUnsyncedRate: 1 },
     seeds: 5,
     steps: 3000,
     expect: /hold it durably|leader completeness|as committed|applied .* > committed/,
@@ -70,14 +75,7 @@ const cases: Record<string, Case> = {
   forgetVote: {
     bugs: { forgetVote: true },
     profile: "chaos",
-    params: {
-      crashEveryUs: 40 * MS,
-      downMaxUs: 40 * MS,
-      preVote: false,
-      checkQuorum: false,
-      leaseTicks: 0,
-      partitionEveryUs: 0,
-    },
+    params: crashesInElections,
     seeds: 20,
     steps: 8000,
     expect: /two leaders in term/,

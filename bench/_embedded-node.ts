@@ -14,6 +14,14 @@ type Cmd =
   | { cmd: "start"; config: NodeConfigInput }
   | { cmd: "status" }
   | { cmd: "run"; concurrency: number; ops: number; valueBytes: number; keySpace: number }
+  | {
+      cmd: "runRate";
+      ratePerSec: number;
+      ops: number;
+      valueBytes: number;
+      keySpace: number;
+      maxInFlight: number;
+    }
   | { cmd: "stop" };
 
 let node: RaftNode | null = null;
@@ -44,11 +52,87 @@ async function handle(m: Cmd): Promise<Record<string, unknown>> {
       return { role: node!.status().role, rssBytes: process.memoryUsage().rss, cpuUs: cpuUs() };
     case "run":
       return run(node!, m.concurrency, m.ops, m.valueBytes, m.keySpace);
+    case "runRate":
+      return runRate(node!, m.ratePerSec, m.ops, m.valueBytes, m.keySpace, m.maxInFlight);
     case "stop":
       await node?.stop();
       setImmediate(() => process.exit(0));
       return {};
   }
+}
+
+function quantiles(latUs: Float64Array): { p50Ms: number; p99Ms: number } {
+  const sorted = Float64Array.from(latUs).sort();
+  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! / 1000;
+  return { p50Ms: q(0.5), p99Ms: q(0.99) };
+}
+
+/**
+ * Open loop: write i is due at start + i / rate, whether or not earlier ones
+ * have finished, and its latency counts from when it was due (so a stall
+ * delays, and is charged to, every write due during it: no coordinated
+ * omission). Writes that would exceed `maxInFlight` are not sent and count
+ * as errors with infinite latency.
+ */
+function runRate(
+  n: RaftNode,
+  ratePerSec: number,
+  ops: number,
+  valueBytes: number,
+  keySpace: number,
+  maxInFlight: number,
+): Promise<Record<string, unknown>> {
+  const value = new Uint8Array(valueBytes).fill(120);
+  const enc = new TextEncoder();
+  const keys = Array.from({ length: keySpace }, (_, i) => enc.encode(`key-${i}`));
+  const latUs = new Float64Array(ops);
+  const periodMs = 1000 / ratePerSec;
+  let issued = 0;
+  let settled = 0;
+  let inFlight = 0;
+  let peakInFlight = 0;
+  let errors = 0;
+  let lastDoneMs = 0;
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const finish = () => {
+      resolve({
+        opsPerSec: Math.round(((ops - errors) / (lastDoneMs - t0)) * 1000),
+        ...quantiles(latUs),
+        errors,
+        peakInFlight,
+        rssBytes: process.memoryUsage().rss,
+      });
+    };
+    const settle = (i: number, due: number, ok: boolean) => {
+      lastDoneMs = performance.now();
+      latUs[i] = (lastDoneMs - due) * 1000;
+      if (!ok) errors++;
+      inFlight--;
+      if (++settled === ops) finish();
+    };
+    const pump = () => {
+      const due = Math.min(ops, Math.floor((performance.now() - t0) / periodMs) + 1);
+      while (issued < due) {
+        const i = issued++;
+        const dueAt = t0 + i * periodMs;
+        if (inFlight >= maxInFlight) {
+          latUs[i] = Number.POSITIVE_INFINITY;
+          errors++;
+          if (++settled === ops) finish();
+          continue;
+        }
+        inFlight++;
+        if (inFlight > peakInFlight) peakInFlight = inFlight;
+        n.propose(encodeKvCommand({ op: "put", key: keys[i % keySpace]!, value })).then(
+          () => settle(i, dueAt, true),
+          () => settle(i, dueAt, false),
+        );
+      }
+      if (issued < ops) setTimeout(pump, Math.max(0, t0 + issued * periodMs - performance.now()));
+    };
+    pump();
+  });
 }
 
 async function run(n: RaftNode, concurrency: number, ops: number, valueBytes: number, keySpace: number) {
@@ -75,12 +159,9 @@ async function run(n: RaftNode, concurrency: number, ops: number, valueBytes: nu
     }),
   );
   const elapsedMs = performance.now() - t0;
-  const sorted = Array.from(latUs).sort((a, b) => a - b);
-  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! / 1000;
   return {
     opsPerSec: Math.round((ops / elapsedMs) * 1000),
-    p50Ms: q(0.5),
-    p99Ms: q(0.99),
+    ...quantiles(latUs),
     errors,
     rssBytes: process.memoryUsage().rss,
   };

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- embedded [--ops-scale X] [--concurrency 1,256] [--sync-writes]`:
+ * `npm run bench -- embedded [--ops-scale X] [--concurrency 1,256] [--rate 50000] [--sync-writes]`:
  * 3 nodes as 3 processes on loopback, file storage with fdatasync, 256 B writes
  * proposed on the leader (inside its process), after an unreported warm-up, at
  * concurrency 1, 64, 256, 512 and 1024. Reports ops/s, p50, p99, RSS per
@@ -11,6 +11,14 @@
  * 20 ms from concurrency 256 up). For reference it also prints an appending
  * write, a round trip within one process, and one fdatasync while three
  * threads sync at once (as the three nodes do on this one disk).
+ *
+ * Those rows are closed loops: each of `concurrency` writers sends its next
+ * write when its last one is done, so the load adapts to the cluster and
+ * every round carries as many writes as there are writers. One more row
+ * (`--rate 50000,80000` picks its rates) is an open loop: writes are sent at
+ * a fixed rate whatever is still in flight, latency counts from each write's
+ * due time, and its `concurrency` column is the peak number in flight (at
+ * most 16,384; writes beyond that are skipped and counted as errors).
  *
  * For investigations: TSRAFT_BENCH_NODE_FLAGS="--trace-gc" passes Node/V8
  * flags to the node processes; TSRAFT_BENCH_PROF_DIR=dir writes a CPU profile
@@ -188,19 +196,49 @@ function meanFloor(floors: readonly Floor[]): Floor {
 
 const r3 = (x: number) => Number(x.toFixed(3));
 
+/** Closed-loop rows: [concurrency, writes]. */
+const CLOSED_ROWS = [
+  [1, 2000],
+  [64, 40_000],
+  [256, 100_000],
+  [512, 150_000],
+  [1024, 200_000],
+] as const;
+/** The open-loop row: writes offered at this rate for this long, whatever is in flight. */
+const OPEN_ROW_RATE = 50_000;
+const OPEN_ROW_SECONDS = 3;
+/** Beyond this many writes in flight the open loop stops sending (and counts what it skips as errors). */
+const OPEN_MAX_IN_FLIGHT = 16_384;
+
+type RowSpec =
+  | { kind: "closed"; concurrency: number; ops: number }
+  | { kind: "open"; rate: number; ops: number };
+
 export async function main(args: string[]): Promise<void> {
   const i = args.indexOf("--ops-scale");
   const scale = i >= 0 ? Number(args[i + 1]) : 1;
-  // --concurrency 1,256: only those rows.
-  const c = args.indexOf("--concurrency");
-  const only =
-    c >= 0
+  // --concurrency 1,256 and/or --rate 50000: only those rows.
+  const listArg = (name: string): Set<number> | null => {
+    const k = args.indexOf(name);
+    return k >= 0
       ? new Set(
-          String(args[c + 1])
+          String(args[k + 1])
             .split(",")
             .map(Number),
         )
       : null;
+  };
+  const onlyConcurrency = listArg("--concurrency");
+  const onlyRate = listArg("--rate");
+  const filtered = onlyConcurrency !== null || onlyRate !== null;
+  const specs: RowSpec[] = [
+    ...CLOSED_ROWS.filter(([c]) => !filtered || onlyConcurrency?.has(c)).map(
+      ([concurrency, ops]): RowSpec => ({ kind: "closed", concurrency, ops }),
+    ),
+    ...[...(onlyRate ?? (filtered ? [] : [OPEN_ROW_RATE]))].map(
+      (rate): RowSpec => ({ kind: "open", rate, ops: Math.round(rate * OPEN_ROW_SECONDS) }),
+    ),
+  ];
   // --sync-writes: the runtime waits for each Ready's fsync before taking the next (for comparison).
   const asyncStorageWrites = !args.includes("--sync-writes");
   const dir = mkdtempSync(join(tmpdir(), "tsraft-bench-embedded-"));
@@ -253,25 +291,21 @@ export async function main(args: string[]): Promise<void> {
     }
     const rows = [];
     const floors: Floor[] = [];
-    for (const [concurrency, ops] of [
-      [1, 2000],
-      [64, 40_000],
-      [256, 100_000],
-      [512, 150_000],
-      [1024, 200_000],
-    ] as const) {
-      if (only && !only.has(concurrency)) continue;
+    for (const spec of specs) {
       // The floor is measured right before and after the row (the machine's speed drifts).
-      const n = Math.round(ops * scale);
+      const n = Math.round(spec.ops * scale);
       const before = await measureFloor(dir, echo);
       const cpuBefore = await Promise.all(children.map((c) => call(c, { cmd: "status" })));
-      const r = await call(leader, {
-        cmd: "run",
-        concurrency,
-        ops: n,
-        valueBytes: 256,
-        keySpace: 10_000,
-      });
+      const common = { ops: n, valueBytes: 256, keySpace: 10_000 };
+      const r =
+        spec.kind === "closed"
+          ? await call(leader, { cmd: "run", concurrency: spec.concurrency, ...common })
+          : await call(leader, {
+              cmd: "runRate",
+              ratePerSec: spec.rate,
+              maxInFlight: OPEN_MAX_IN_FLIGHT,
+              ...common,
+            });
       const rss = await Promise.all(children.map((c) => call(c, { cmd: "status" })));
       const cpuUs = rss.map((st, k) => (st.cpuUs as number) - (cpuBefore[k]!.cpuUs as number));
       const floor = meanFloor([before, await measureFloor(dir, echo)]);
@@ -279,11 +313,15 @@ export async function main(args: string[]): Promise<void> {
       const floorMs = floor.fdatasyncMs + floor.rttMs;
       rows.push({
         writes: asyncStorageWrites ? "async" : "sync",
-        concurrency,
+        // closed: `concurrency` writers, each sending its next write when the last one is done;
+        // open: writes sent at a fixed rate, whatever is still in flight (peak shown).
+        load: spec.kind === "closed" ? "closed" : `${spec.rate.toLocaleString("en-US")}/s`,
+        concurrency: spec.kind === "closed" ? spec.concurrency : (r.peakInFlight as number),
         ops: n,
         opsPerSec: r.opsPerSec as number,
         p50Ms: r.p50Ms as number,
-        p99Ms: r.p99Ms as number,
+        // Infinity (sent as null) when writes were skipped: their latency is unbounded.
+        p99Ms: (r.p99Ms as number | null) ?? Number.POSITIVE_INFINITY,
         errors: r.errors as number,
         rssMBPerNode: rss.map((s) => Math.round((s.rssBytes as number) / 1e6)).join("/"),
         // CPU of the three node processes per write (far steadier than latency on a shared VM).
@@ -314,7 +352,7 @@ export async function main(args: string[]): Promise<void> {
     }
     rows.forEach((row, k) => {
       const f = floors[k]!;
-      if (row.concurrency === 1) {
+      if (row.load === "closed" && row.concurrency === 1) {
         // Also against the smaller floors (an appending write, a round trip within one process).
         const strict = f.fdatasyncMs + f.rttInProcessMs;
         console.log(
@@ -322,11 +360,18 @@ export async function main(args: string[]): Promise<void> {
             ` ${row.p50PerFloor <= 2 ? "met" : "not met"}` +
             ` (against a round trip within one process, ${r3(strict)} ms: ${(row.p50Ms / strict).toFixed(2)} ×)`,
         );
-      } else if (row.concurrency >= 256) {
+      } else if (row.load === "closed" && row.concurrency >= 256) {
         const met = row.opsPerSec >= 50_000 && row.p99Ms < 20;
         console.log(
           `target: ≥ 50,000 writes/s with p99 < 20 ms at concurrency ${row.concurrency}:` +
             ` ${row.opsPerSec.toLocaleString("en-US")}/s, p99 ${row.p99Ms.toFixed(1)} ms: ${met ? "met" : "not met"}`,
+        );
+      } else if (row.load !== "closed") {
+        // Not the issue's own measure (that is the closed rows above): the latency of a steady load.
+        console.log(
+          `open loop at ${row.load} offered: ${row.opsPerSec.toLocaleString("en-US")}/s done,` +
+            ` p99 ${row.p99Ms.toFixed(1)} ms from each write's due time, ${row.concurrency} in flight at the peak,` +
+            ` ${row.errors} not sent or failed`,
         );
       }
     });

@@ -20,6 +20,7 @@ import { describe, it } from "node:test";
 import { CorruptionError } from "../../src/errors.ts";
 import type { Entry } from "../../src/raft/types.ts";
 import { FileStorageEngine } from "../../src/storage/file/engine.ts";
+import { ENTRY_OVERHEAD_BYTES } from "../../src/storage/file/record.ts";
 import { makeEntries } from "../../src/testing/storage-suite.ts";
 
 const iterations = process.env.TSRAFT_LONG === "1" ? 600 : 120;
@@ -177,6 +178,92 @@ describe("file engine recovery edges", () => {
       await s.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  // The last record of the log is an entry of 1000 bytes of 0xab (it spans three sectors).
+  async function withLastRecord(damage: (fd: number, start: number, end: number) => void): Promise<{
+    dir: string;
+    last: string;
+    open: () => Promise<{ s: FileStorageEngine; warnings: string[] }>;
+  }> {
+    const dir = await mkdtemp(join(tmpdir(), "tsraft-corrupt-"));
+    const s = new FileStorageEngine({ dir, segmentSizeBytes: SEG, logger: quiet });
+    await s.open();
+    await s.append(
+      Array.from({ length: 10 }, (_, k) => ({
+        index: k + 1,
+        term: 1,
+        type: 0 as const,
+        data: new Uint8Array(1000).fill(0xab),
+      })),
+    );
+    await s.sync();
+    await s.close();
+    const segs = readdirSync(dir)
+      .filter((n) => n.startsWith("wal-"))
+      .sort();
+    const last = join(dir, segs[segs.length - 1]!);
+    const end = dataEnd(last);
+    const fd = openSync(last, "r+");
+    damage(fd, end - (ENTRY_OVERHEAD_BYTES + 1000), end);
+    closeSync(fd);
+    return {
+      dir,
+      last,
+      open: async () => {
+        const warnings: string[] = [];
+        const e = new FileStorageEngine({
+          dir,
+          segmentSizeBytes: SEG,
+          logger: { warn: (_o, m) => warnings.push(m), info: () => {} },
+        });
+        await e.open();
+        return { s: e, warnings };
+      },
+    };
+  }
+
+  it("refuses a last record written in full whose checksum fails: damage, not a torn write", async () => {
+    let start = -1;
+    const t = await withLastRecord((fd, from) => {
+      start = from;
+      const b = Buffer.alloc(1);
+      readSync(fd, b, 0, 1, from + 500);
+      assert.equal(b[0], 0xab, "the offset is inside the last entry's data");
+      b[0]! ^= 0x10;
+      writeSync(fd, b, 0, 1, from + 500);
+    });
+    try {
+      // Synced in full, it may hold an acknowledged entry: dropping it as a torn tail would lose it.
+      await assert.rejects(
+        t.open(),
+        (err: unknown) =>
+          err instanceof CorruptionError &&
+          err.file === t.last &&
+          err.offset === start &&
+          /not torn/.test(err.message),
+      );
+    } finally {
+      await rm(t.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("repairs a last record whose later sectors were never written (a torn write)", async () => {
+    const t = await withLastRecord((fd, from, end) => {
+      // The write reached the disk up to a sector boundary inside the record; the rest is still zeros.
+      const cut = (Math.floor(from / 512) + 1) * 512;
+      assert.ok(cut > from + 8 && cut < end);
+      writeSync(fd, Buffer.alloc(end - cut), 0, end - cut, cut);
+    });
+    try {
+      const { s, warnings } = await t.open();
+      assert.equal(s.lastIndex(), 9);
+      assert.deepEqual(warnings, ["truncating torn WAL tail"]);
+      assert.ok(Buffer.from(s.entries(9, 10, 1e9)[0]!.data).equals(Buffer.alloc(1000, 0xab)));
+      await s.close();
+    } finally {
+      await rm(t.dir, { recursive: true, force: true });
     }
   });
 

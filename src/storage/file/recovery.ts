@@ -9,8 +9,11 @@
  * first error reported, are the same as a sequential scan's.
  *
  * Rules:
- *  - an incomplete or corrupt record in the last segment with no valid record
- *    after it is a torn tail: zeroed, logged, the log ends before it;
+ *  - an incomplete record in the last segment with no valid record after it,
+ *    or a corrupt one part of which was never written (a sector of zeros), is
+ *    a torn tail: zeroed, logged, the log ends before it;
+ *  - a corrupt record written in full is damage even at the very end: a
+ *    CorruptionError (it was synced, and may hold an acknowledged entry);
  *  - any other damage is a CorruptionError naming the file and offset;
  *  - a hard state whose commit index lies beyond the recovered log is a
  *    CorruptionError: committed entries are never silently dropped.
@@ -38,6 +41,7 @@ import {
 } from "./scan.mjs";
 import { ScanPool, ScanPoolUnavailable } from "./scan-pool.ts";
 import {
+  hasUnwrittenSector,
   isZeroFrom,
   parseSegmentFileName,
   type Segment,
@@ -324,6 +328,20 @@ class Recovery {
           path,
           end,
           `${damaged}${next >= 0 ? ` (a valid record follows at ${next})` : " in a sealed segment"}`,
+        );
+      }
+      const stop = scan.stop;
+      if (
+        stop.kind === "bad" &&
+        stop.recordBytes !== undefined &&
+        !hasUnwrittenSector(fd, end, stop.recordBytes)
+      ) {
+        // Written in full and synced before anything depended on it: dropping it could lose
+        // an acknowledged entry or a vote.
+        throw new CorruptionError(
+          path,
+          end,
+          `${damaged} in a record written in full (no sector of it is unwritten): damaged, not torn`,
         );
       }
       this.opts.logger.warn({ file: path, offset: end, reason: damaged }, "truncating torn WAL tail");

@@ -2,7 +2,13 @@
 
 export type ScanStop =
   | { readonly kind: "clean"; readonly end: number }
-  | { readonly kind: "bad"; readonly end: number; readonly reason: string };
+  | {
+      readonly kind: "bad";
+      readonly end: number;
+      readonly reason: string;
+      /** Set when a record of this many bytes (header included) is in the file but fails its check. */
+      readonly recordBytes?: number;
+    };
 
 /**
  * What one segment holds, in file order. `events` is a sequence of tagged

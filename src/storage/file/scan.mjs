@@ -153,7 +153,7 @@ export function scanSegmentFile(fd, fileSize) {
     blockEvent = -1;
   };
 
-  /** @type {{kind: "clean", end: number} | {kind: "bad", end: number, reason: string}} */
+  /** @type {{kind: "clean", end: number} | {kind: "bad", end: number, reason: string, recordBytes?: number}} */
   let stop;
   let pos = 0;
   for (;;) {
@@ -185,7 +185,9 @@ export function scanSegmentFile(fd, fileSize) {
       len < MIN_PAYLOAD[kind] ||
       crc32cWords(buf, words, crc32cWords(buf, words, 0, off, off + 4), p, p + len) !== u32(buf, off + 4)
     ) {
-      stop = { kind: "bad", end: pos, reason: "record checksum mismatch" };
+      // The whole record is in the file (its length is believable): recovery tells a torn
+      // write from damage by whether any sector of it was never written (see segment.ts).
+      stop = { kind: "bad", end: pos, reason: "record checksum mismatch", recordBytes: 8 + len };
       break;
     }
     if (kind === KIND_ENTRY) {

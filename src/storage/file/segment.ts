@@ -171,6 +171,31 @@ export function validRecordAfter(fd: number, from: number, fileSize: number): nu
   return -1;
 }
 
+/** The unit a disk writes whole (or not at all) when power fails mid-write. */
+const SECTOR_BYTES = 512;
+
+/**
+ * Whether part of the record at `[from, from + bytes)` was never written: a
+ * 512-byte sector's share of it reads as all zeros. Segments are zero-filled
+ * before use and no byte of one is written twice, so a write cut short by a
+ * crash leaves whole sectors of zeros; a record with none is complete on disk,
+ * and a failed checksum there is damage, not a torn write (the test etcd's
+ * WAL makes, too). A record whose own data holds a sector's worth of zeros is
+ * taken as torn: the check can only err towards today's repair.
+ */
+export function hasUnwrittenSector(fd: number, from: number, bytes: number): boolean {
+  const b = readRange(fd, from, from + bytes);
+  let start = 0;
+  while (start < b.length) {
+    const end = Math.min(b.length, start + SECTOR_BYTES - ((from + start) % SECTOR_BYTES));
+    let zero = true;
+    for (let i = start; i < end && zero; i++) zero = b[i] === 0;
+    if (zero) return true;
+    start = end;
+  }
+  return false;
+}
+
 /** Whether `[from, fileSize)` is all zeros (memcmp per chunk: cheap even for a large segment). */
 export function isZeroFrom(fd: number, from: number, fileSize: number): boolean {
   const b = Buffer.allocUnsafe(ZERO_CHUNK.length);

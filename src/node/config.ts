@@ -299,6 +299,15 @@ function checkCombinations(c: NodeConfig): void {
       );
     }
   }
+  // A first election waits up to two election timeouts (randomized in [1, 2)) before it
+  // even starts: a shorter wait for readiness fails every fresh start.
+  const longestElectionMs = 2 * r.electionTicks * r.tickMs;
+  if (c.limits.readyTimeoutMs < longestElectionMs) {
+    throw new ConfigError(
+      "limits.readyTimeoutMs",
+      `must be at least 2 × raft.electionTicks × raft.tickMs (${longestElectionMs} ms), the longest a first election waits to start, got ${c.limits.readyTimeoutMs}`,
+    );
+  }
   if (r.maxInflightBytes > 0 && r.maxInflightBytes < r.maxSizePerMsgBytes) {
     throw new ConfigError("raft.maxInflightBytes", "must be 0 or at least raft.maxSizePerMsgBytes");
   }

@@ -258,6 +258,19 @@ describe("loadNodeConfig refuses what would run wrong", () => {
     );
   });
 
+  it("a readyTimeoutMs shorter than the longest election timeout is refused (every fresh start would fail)", () => {
+    const raft = { tickMs: 100, electionTicks: 10 };
+    assert.throws(
+      () => loadNodeConfig({ overrides: { ...base, raft, limits: { readyTimeoutMs: 1999 } } }),
+      configError("limits.readyTimeoutMs", /at least .* \(2000 ms\)/),
+    );
+    assert.equal(
+      loadNodeConfig({ overrides: { ...base, raft, limits: { readyTimeoutMs: 2000 } } }).limits
+        .readyTimeoutMs,
+      2000,
+    );
+  });
+
   it("inherited names and __proto__ are unknown keys, never a way in", () => {
     const j = file("inherited.json", '{"nodeId":1,"constructor":5}');
     assert.throws(() => loadNodeConfig({ file: j }), configError("constructor", /unknown key/));

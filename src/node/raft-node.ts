@@ -778,7 +778,11 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     }
   }
 
-  /** @internal Fail-stop on a storage failure (also from background snapshot writes). */
+  /**
+   * @internal Fail-stop on a storage failure (also from background snapshot
+   * writes): everything pending fails with `e`, "fatal" is emitted, and the
+   * node stops (no leader transfer: it cannot write).
+   */
   async fatal(e: Error): Promise<void> {
     // Already stopped (a background write failing late): nothing is left to stop, and the
     // node must not come back to life as "stopping".
@@ -798,5 +802,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.membership.failAll(e);
     this.snapshots.failRequests(e);
     this.emit("fatal", e);
+    // And stop, whether or not anyone calls stop() or run(): a leader that kept ticking would
+    // keep its followers from electing a healthy one while it refuses every write.
+    void this.stop();
   }
 }

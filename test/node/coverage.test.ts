@@ -32,6 +32,7 @@ import {
   memAddress,
   memCluster,
   put,
+  startMemCluster,
   tempDir,
   waitFor,
 } from "./helpers.ts";
@@ -651,5 +652,34 @@ describe("runtime coverage", () => {
     assert.ok(log.find("fatal: stopping node").length > 0);
     assert.ok(log.find("node stopped").length > 0, "shut down after the failure");
     await assert.rejects(n.propose(put("later", "1")), StoppedError);
+  });
+
+  it("fail-stop stops the node by itself: a leader whose disk fails steps out and the others elect a new one", async (t) => {
+    const { nodes } = await startMemCluster(t, join(tmp.dir, `failstop${++seq}`), 3);
+    const leader = await waitFor("a leader", () => leaderOf(nodes));
+    await leader.propose(put("before", "1"));
+    const others = nodes.filter((x) => x !== leader);
+    const stopped = new Promise<void>((resolve) => {
+      const store = leader.logStore;
+      store.sync = () => Promise.reject(new Error("injected: sync failed (EIO)"));
+      const close = store.close.bind(store);
+      store.close = () => close().finally(resolve);
+    });
+    const write = leader.propose(put("lost", "1")).then(
+      () => "acknowledged",
+      (e: unknown) => String(e),
+    );
+    assert.match(await write, /injected: sync failed/);
+    // Nobody calls stop() or run(): the node must not stay half alive, heartbeating as leader.
+    await Promise.race([
+      stopped,
+      sleep(5000).then(() => {
+        throw new Error("the failed node did not close its storage by itself");
+      }),
+    ]);
+    const next = await waitFor("a new leader among the others", () => leaderOf(others), 5000);
+    await next.propose(put("after", "1"));
+    for (const x of others) assert.equal(dec(await x.read(enc("before"))), "1", `node ${x.id}`);
+    assert.equal(leader.running, false);
   });
 });

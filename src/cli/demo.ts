@@ -25,6 +25,8 @@ interface Child {
   readonly id: number;
   readonly proc: ChildProcess;
   http: string;
+  /** Resolves once the node printed its "ready" line (its signal handlers are in place by then). */
+  ready: Promise<void>;
 }
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "tsraft.ts");
@@ -38,8 +40,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const ids = [1, 2, 3];
   const initialCluster = ids.map((id) => `${id}=127.0.0.1:${base + id - 1}`).join(",");
-  console.log(`tsraft demo: 3 nodes, data in ${dataDir}`);
-  const children: Child[] = ids.map((id) => startNode(id, base, dataDir, initialCluster));
+  // Filled once the signal handlers are in place: a Ctrl-C at any moment finds them.
+  const children: Child[] = [];
   let stopping = false;
   let firstSignalAt = 0;
   const stopAll = async (code: number) => {
@@ -56,10 +58,16 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     console.log("\nstopping the cluster (graceful: the leader hands over first; Ctrl-C again to force)...");
     // One at a time, the leader first: each hands leadership to a node still running.
     const order = [];
-    for (const c of children) order.push({ c, leader: (await status(c))?.role === "leader" });
+    for (const c of children) {
+      await Promise.race([c.ready.catch(() => {}), exited(c.proc)]);
+      order.push({ c, leader: (await status(c))?.role === "leader" });
+    }
     order.sort((a, b) => Number(b.leader) - Number(a.leader));
     const failed: string[] = [];
     for (const { c } of order) {
+      // A node still starting has no SIGTERM handler yet: the signal would kill it outright.
+      // It is ready within seconds (or exits); Ctrl-C again forces.
+      await Promise.race([c.ready.catch(() => {}), exited(c.proc)]);
       if (running(c.proc)) c.proc.kill("SIGTERM");
       const exit = await exited(c.proc);
       if (exit !== 0) failed.push(`node ${c.id} exited with ${exit}`);
@@ -71,6 +79,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   };
   process.on("SIGINT", () => void stopAll(0));
   process.on("SIGTERM", () => void stopAll(0));
+  console.log(`tsraft demo: 3 nodes, data in ${dataDir}`);
+  children.push(...ids.map((id) => startNode(id, base, dataDir, initialCluster)));
   for (const c of children) {
     c.proc.once("exit", (code) => {
       if (!stopping) {
@@ -81,7 +91,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       }
     });
   }
-  await Promise.all(children.map((c) => waitReady(c)));
+  await Promise.all(children.map((c) => c.ready));
   for (const c of children)
     console.log(`  node ${c.id}: peer 127.0.0.1:${base + c.id - 1}, HTTP http://${c.http}`);
 
@@ -157,7 +167,11 @@ function startNode(id: number, base: number, dataDir: string, initialCluster: st
   import("node:fs").then(({ createWriteStream }) =>
     proc.stderr?.pipe(createWriteStream(log, { flags: "a" })),
   );
-  return { id, proc, http: "" };
+  const child: Child = { id, proc, http: "", ready: Promise.resolve() };
+  child.ready = waitReady(child);
+  // Awaited by the startup and by stopAll; a node that never gets ready fails the startup.
+  child.ready.catch(() => {});
+  return child;
 }
 
 function waitReady(c: Child): Promise<void> {

@@ -1,7 +1,12 @@
 /**
  * Member addresses (node id → host:port), learned from membership entries,
  * join responses and snapshots, and persisted atomically so a restarted node
- * can reach its peers before it replays anything.
+ * can reach its peers before it replays anything. Also the index a joiner
+ * was admitted at: removals of its id before it are history, even after a
+ * restart in the middle of catching up.
+ *
+ * File: `{"members": {"<id>": "host:port", ...}, "admittedAt": n}` (earlier
+ * versions wrote the members map alone; it still loads).
  */
 
 import { open, readFile, rename } from "node:fs/promises";
@@ -14,6 +19,8 @@ export class MemberRegistry {
   private readonly addrs = new Map<NodeId, string>();
   private readonly file: string | null;
   private writing: Promise<void> = Promise.resolve();
+  /** The commit index the leader reported when it admitted this node (0: founded, or never joined). */
+  admittedAt = 0;
 
   constructor(file: string | null) {
     this.file = file;
@@ -30,7 +37,15 @@ export class MemberRegistry {
     }
     let parsed: Record<string, string>;
     try {
-      parsed = parsePeers(JSON.parse(text), "members");
+      const raw: unknown = JSON.parse(text);
+      const current = typeof raw === "object" && raw !== null && Object.hasOwn(raw, "members");
+      parsed = parsePeers(current ? (raw as { members: unknown }).members : raw, "members");
+      if (current) {
+        const at = (raw as { admittedAt?: unknown }).admittedAt ?? 0;
+        if (typeof at !== "number" || !Number.isSafeInteger(at) || at < 0)
+          throw new Error(`admittedAt must be a non-negative integer, got ${JSON.stringify(at)}`);
+        this.admittedAt = at;
+      }
     } catch (e) {
       throw new ConfigError("members", `${this.file} is unreadable: ${(e as Error).message}`);
     }
@@ -61,7 +76,7 @@ export class MemberRegistry {
   persist(): Promise<void> {
     if (!this.file) return Promise.resolve();
     const file = this.file;
-    const body = JSON.stringify(this.toRecord());
+    const body = JSON.stringify({ members: this.toRecord(), admittedAt: this.admittedAt });
     this.writing = this.writing.then(async () => {
       const tmp = `${file}.tmp`;
       const fh = await open(tmp, "w");

@@ -50,7 +50,6 @@ export class Membership<R, Q, A> {
   /** This node's removal was applied; see afterApply(). */
   private selfRemovalPending = false;
   /** A joining node: the leader's commit index when it admitted us (removals below it are old). */
-  private admittedAt = 0;
   private stopped = false;
 
   constructor(node: RaftNode<R, Q, A>) {
@@ -107,10 +106,12 @@ export class Membership<R, Q, A> {
           timeoutMs: JOIN_RPC_TIMEOUT_MS,
         });
         const answer = decodeWithBody(resp).header;
-        this.learnMembers(answer.members);
         if (typeof answer.admittedAt === "number" && Number.isSafeInteger(answer.admittedAt)) {
-          this.admittedAt = answer.admittedAt;
+          n.members.admittedAt = Math.max(0, answer.admittedAt);
         }
+        // Durable before anything is replicated here: a restart must still know where its
+        // membership began.
+        await this.learnMembers(answer.members);
         n.logger.info({ via: Number(id) }, "joined the cluster as a learner");
         return;
       } catch (e) {
@@ -126,15 +127,16 @@ export class Membership<R, Q, A> {
     );
   }
 
-  private learnMembers(members: unknown): void {
-    if (typeof members !== "object" || members === null) return;
+  private learnMembers(members: unknown): Promise<void> {
     const n = this.node;
-    for (const [id, addr] of Object.entries(members as Record<string, unknown>)) {
-      if (typeof addr !== "string" || !/^[1-9]\d*$/.test(id)) continue;
-      n.members.set(Number(id), addr);
-      if (Number(id) !== n.id) n.transport.addPeer(Number(id), addr);
+    if (typeof members === "object" && members !== null) {
+      for (const [id, addr] of Object.entries(members as Record<string, unknown>)) {
+        if (typeof addr !== "string" || !/^[1-9]\d*$/.test(id)) continue;
+        n.members.set(Number(id), addr);
+        if (Number(id) !== n.id) n.transport.addPeer(Number(id), addr);
+      }
     }
-    void n.members.persist().catch(() => {});
+    return n.members.persist();
   }
 
   registerHandlers(): void {
@@ -263,7 +265,7 @@ export class Membership<R, Q, A> {
     // The local commit index is clamped to the entries received so far: a joiner catching up
     // in batches can be "caught up" right after an old removal of its id, so it also waits
     // for the index it was admitted at.
-    if (applied < Math.max(n.raw.status().commit, this.admittedAt)) return;
+    if (applied < Math.max(n.raw.status().commit, n.members.admittedAt)) return;
     this.selfRemovalPending = false;
     if (this.isMember(n.id)) {
       n.logger.info({ applied }, "an earlier removal of this node id was followed by its re-admission");

@@ -14,6 +14,7 @@ import { mergeNodeConfig, type NodeConfigInput } from "../../src/node/config.ts"
 import { ConfChangeType } from "../../src/raft/types.ts";
 import { MemoryNetwork } from "../../src/transport/memory.ts";
 import {
+  cutOff,
   FAST,
   type KvNode,
   leaderOf,
@@ -178,6 +179,65 @@ describe("reusing a removed node's id", () => {
     await waitFor("node 3 caught up", () => fresh.status().applied >= leader.status().commit, 10_000);
     assert.equal(removed, false, "the old removal shut the new node down");
     assert.ok(fresh.running);
+  });
+});
+
+describe("reusing a removed node's id, with a restart", () => {
+  it("a fresh node with a removed node's id that restarts between the old removal and its re-admission is not shut down", async (t) => {
+    const net = new MemoryNetwork({ clusterId: "reuse-id-restart" });
+    const dir = `${tmp.dir}/rr${++seq}`;
+    const raft = { maxSizePerMsgBytes: 1 };
+    const nodes = [1, 2, 3].map((id) => memNode(net, id, dir, { raft, initialCluster: memCluster(3) }));
+    track(t, nodes);
+    await Promise.all(nodes.map((n) => n.startRpcServer()));
+    await Promise.all(nodes.map((n) => n.ready()));
+    let leader = await waitFor("a leader", () => leaderOf(nodes));
+    if (leader.id === 3) {
+      await leader.transferLeadership(1);
+      leader = await waitFor("leader 1", () =>
+        nodes[0]!.status().role === "leader" ? nodes[0]! : undefined,
+      );
+    }
+    const others = nodes.filter((n) => n.id !== 3);
+    for (let i = 0; i < 20; i++) await leader.propose(put(`a${i}`, "x"));
+    await leader.removeNode(3);
+    await nodes[2]!.stop();
+    for (let i = 0; i < 20; i++) await leader.propose(put(`b${i}`, "x"));
+    const address = "n33:1";
+    const config = {
+      ...mergeNodeConfig(FAST, { raft, join: { [leader.id]: memAddress(leader.id) } }),
+      nodeId: 3,
+      listen: address,
+      dataDir: join(dir, "m3new"),
+    };
+    const build = () =>
+      new NodeBuilder(config).transport(net.transport(3, { address })).build() as unknown as KvNode;
+    const fresh = build();
+    track(t, [fresh]);
+    // Cut off the moment it applies the old removal of id 3: its log then ends before its
+    // re-admission, and it stops there.
+    let cut = false;
+    fresh.on("membershipChange", ({ confState }) => {
+      if (!cut && ![...confState.voters, ...confState.learners].includes(3)) {
+        cut = true;
+        cutOff(net, fresh, others);
+      }
+    });
+    await fresh.startRpcServer();
+    await waitFor("node 3 applied the old removal", () => cut, 10_000);
+    await fresh.stop();
+    net.heal();
+    const again = build();
+    track(t, [again]);
+    let removed = false;
+    again.on("removed", () => {
+      removed = true;
+    });
+    await again.startRpcServer();
+    await waitFor("node 3 a voter again", () => voters(leader).includes(3), 10_000);
+    await waitFor("node 3 caught up", () => again.status().applied >= leader.status().commit, 10_000);
+    assert.equal(removed, false, "the old removal shut the restarted node down");
+    assert.ok(again.running);
   });
 });
 

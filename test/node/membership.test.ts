@@ -144,10 +144,14 @@ describe("automatic promotion", () => {
 });
 
 describe("reusing a removed node's id", () => {
-  it("a fresh node with a removed node's id, catching up in small appends, is not shut down by the old removal", async (t) => {
-    const net = new MemoryNetwork({ clusterId: "reuse-id" });
+  /**
+   * Nodes 1-3 with one entry per append (a joiner's commit index stops at the old removal
+   * for a while); 20 writes, node 3 removed and stopped, 20 more writes. `build()` makes a
+   * fresh node 3 at another address that joins through the leader (same directory each call).
+   */
+  async function removedThree(t: TestContext, clusterId: string) {
+    const net = new MemoryNetwork({ clusterId });
     const dir = `${tmp.dir}/r${++seq}`;
-    // One entry per append: the joiner's commit index stops at the old removal for a while.
     const raft = { maxSizePerMsgBytes: 1 };
     const nodes = [1, 2, 3].map((id) => memNode(net, id, dir, { raft, initialCluster: memCluster(3) }));
     track(t, nodes);
@@ -160,45 +164,6 @@ describe("reusing a removed node's id", () => {
         nodes[0]!.status().role === "leader" ? nodes[0]! : undefined,
       );
     }
-    for (let i = 0; i < 20; i++) await leader.propose(put(`a${i}`, "x"));
-    await leader.removeNode(3);
-    await nodes[2]!.stop();
-    for (let i = 0; i < 20; i++) await leader.propose(put(`b${i}`, "x"));
-    const address = "n33:1";
-    const base = mergeNodeConfig(FAST, { raft, join: { [leader.id]: memAddress(leader.id) } });
-    const fresh = new NodeBuilder({ ...base, nodeId: 3, listen: address, dataDir: join(dir, "m3new") })
-      .transport(net.transport(3, { address }))
-      .build() as unknown as KvNode;
-    track(t, [fresh]);
-    let removed = false;
-    fresh.on("removed", () => {
-      removed = true;
-    });
-    await fresh.startRpcServer();
-    await waitFor("node 3 a voter again", () => voters(leader).includes(3), 10_000);
-    await waitFor("node 3 caught up", () => fresh.status().applied >= leader.status().commit, 10_000);
-    assert.equal(removed, false, "the old removal shut the new node down");
-    assert.ok(fresh.running);
-  });
-});
-
-describe("reusing a removed node's id, with a restart", () => {
-  it("a fresh node with a removed node's id that restarts between the old removal and its re-admission is not shut down", async (t) => {
-    const net = new MemoryNetwork({ clusterId: "reuse-id-restart" });
-    const dir = `${tmp.dir}/rr${++seq}`;
-    const raft = { maxSizePerMsgBytes: 1 };
-    const nodes = [1, 2, 3].map((id) => memNode(net, id, dir, { raft, initialCluster: memCluster(3) }));
-    track(t, nodes);
-    await Promise.all(nodes.map((n) => n.startRpcServer()));
-    await Promise.all(nodes.map((n) => n.ready()));
-    let leader = await waitFor("a leader", () => leaderOf(nodes));
-    if (leader.id === 3) {
-      await leader.transferLeadership(1);
-      leader = await waitFor("leader 1", () =>
-        nodes[0]!.status().role === "leader" ? nodes[0]! : undefined,
-      );
-    }
-    const others = nodes.filter((n) => n.id !== 3);
     for (let i = 0; i < 20; i++) await leader.propose(put(`a${i}`, "x"));
     await leader.removeNode(3);
     await nodes[2]!.stop();
@@ -210,10 +175,36 @@ describe("reusing a removed node's id, with a restart", () => {
       listen: address,
       dataDir: join(dir, "m3new"),
     };
-    const build = () =>
-      new NodeBuilder(config).transport(net.transport(3, { address })).build() as unknown as KvNode;
+    const build = () => {
+      const n = new NodeBuilder(config).transport(net.transport(3, { address })).build() as unknown as KvNode;
+      track(t, [n]);
+      return n;
+    };
+    return { net, leader, others: nodes.filter((n) => n.id !== 3), build };
+  }
+
+  /** Starts `n`, waits until it is a voter again and caught up, and says whether it was told it was removed. */
+  async function readmitted(n: KvNode, leader: KvNode): Promise<boolean> {
+    let removed = false;
+    n.on("removed", () => {
+      removed = true;
+    });
+    await n.startRpcServer();
+    await waitFor("node 3 a voter again", () => voters(leader).includes(3), 10_000);
+    await waitFor("node 3 caught up", () => n.status().applied >= leader.status().commit, 10_000);
+    return removed;
+  }
+
+  it("a fresh node with a removed node's id, catching up in small appends, is not shut down by the old removal", async (t) => {
+    const { leader, build } = await removedThree(t, "reuse-id");
     const fresh = build();
-    track(t, [fresh]);
+    assert.equal(await readmitted(fresh, leader), false, "the old removal shut the new node down");
+    assert.ok(fresh.running);
+  });
+
+  it("nor when it restarts between the old removal and its re-admission", async (t) => {
+    const { net, leader, others, build } = await removedThree(t, "reuse-id-restart");
+    const fresh = build();
     // Cut off the moment it applies the old removal of id 3: its log then ends before its
     // re-admission, and it stops there.
     let cut = false;
@@ -228,15 +219,7 @@ describe("reusing a removed node's id, with a restart", () => {
     await fresh.stop();
     net.heal();
     const again = build();
-    track(t, [again]);
-    let removed = false;
-    again.on("removed", () => {
-      removed = true;
-    });
-    await again.startRpcServer();
-    await waitFor("node 3 a voter again", () => voters(leader).includes(3), 10_000);
-    await waitFor("node 3 caught up", () => again.status().applied >= leader.status().commit, 10_000);
-    assert.equal(removed, false, "the old removal shut the restarted node down");
+    assert.equal(await readmitted(again, leader), false, "the old removal shut the restarted node down");
     assert.ok(again.running);
   });
 });

@@ -249,6 +249,27 @@ describe("file engine recovery edges", () => {
     }
   });
 
+  it("refuses a last record whose length runs past the end of the segment: damage, not a torn write", async () => {
+    let start = -1;
+    const t = await withLastRecord((fd, from) => {
+      start = from;
+      // The length's high byte (little-endian): a torn write only ever leaves zeros there.
+      writeSync(fd, Buffer.from([0x40]), 0, 1, from + 3);
+    });
+    try {
+      await assert.rejects(
+        t.open(),
+        (err: unknown) =>
+          err instanceof CorruptionError &&
+          err.file === t.last &&
+          err.offset === start &&
+          /runs past the end .* not torn/.test(err.message),
+      );
+    } finally {
+      await rm(t.dir, { recursive: true, force: true });
+    }
+  });
+
   it("repairs a last record whose later sectors were never written (a torn write)", async () => {
     const t = await withLastRecord((fd, from, end) => {
       // The write reached the disk up to a sector boundary inside the record; the rest is still zeros.

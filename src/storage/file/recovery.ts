@@ -12,8 +12,9 @@
  *  - an incomplete record in the last segment with no valid record after it,
  *    or a corrupt one part of which was never written (a sector of zeros), is
  *    a torn tail: zeroed, logged, the log ends before it;
- *  - a corrupt record written in full is damage even at the very end: a
- *    CorruptionError (it was synced, and may hold an acknowledged entry);
+ *  - a corrupt record written in full, or a length running past the end of
+ *    the segment, is damage even at the very end: a CorruptionError (it was
+ *    synced, and may hold an acknowledged entry);
  *  - any other damage is a CorruptionError naming the file and offset;
  *  - a hard state whose commit index lies beyond the recovered log is a
  *    CorruptionError: committed entries are never silently dropped.
@@ -333,15 +334,17 @@ class Recovery {
       const stop = scan.stop;
       if (
         stop.kind === "bad" &&
-        stop.recordBytes !== undefined &&
-        !hasUnwrittenSector(fd, end, stop.recordBytes)
+        (stop.damage === true ||
+          (stop.recordBytes !== undefined && !hasUnwrittenSector(fd, end, stop.recordBytes)))
       ) {
         // Written in full and synced before anything depended on it: dropping it could lose
         // an acknowledged entry or a vote.
         throw new CorruptionError(
           path,
           end,
-          `${damaged} in a record written in full (no sector of it is unwritten): damaged, not torn`,
+          stop.damage === true
+            ? `${damaged}: damaged, not torn (a write cut short cannot make a length larger)`
+            : `${damaged} in a record written in full (no sector of it is unwritten): damaged, not torn`,
         );
       }
       this.opts.logger.warn({ file: path, offset: end, reason: damaged }, "truncating torn WAL tail");

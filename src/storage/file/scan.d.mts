@@ -8,6 +8,8 @@ export type ScanStop =
       readonly reason: string;
       /** Set when a record of this many bytes (header included) is in the file but fails its check. */
       readonly recordBytes?: number;
+      /** Set when what stopped the scan cannot be a write cut short by a crash. */
+      readonly damage?: boolean;
     };
 
 /**

@@ -153,7 +153,7 @@ export function scanSegmentFile(fd, fileSize) {
     blockEvent = -1;
   };
 
-  /** @type {{kind: "clean", end: number} | {kind: "bad", end: number, reason: string, recordBytes?: number}} */
+  /** @type {{kind: "clean", end: number} | {kind: "bad", end: number, reason: string, recordBytes?: number, damage?: boolean}} */
   let stop;
   let pos = 0;
   for (;;) {
@@ -172,7 +172,14 @@ export function scanSegmentFile(fd, fileSize) {
       break;
     }
     if (len > fileSize || !ensure(pos, 8 + len)) {
-      stop = { kind: "bad", end: pos, reason: `record of ${len} bytes runs past the end of the file` };
+      // Never a torn write: a segment has room for every record written to it, and a write
+      // cut short leaves zeros, which only make a length smaller.
+      stop = {
+        kind: "bad",
+        end: pos,
+        reason: `record of ${len} bytes runs past the end of the file`,
+        damage: true,
+      };
       break;
     }
     off = pos - winStart;

@@ -224,50 +224,44 @@ describe("file engine recovery edges", () => {
     };
   }
 
-  it("refuses a last record written in full whose checksum fails: damage, not a torn write", async () => {
+  /** Damages the last record, then expects open() to refuse it with a CorruptionError at its start. */
+  async function refusesLastRecord(damage: (fd: number, from: number) => void, message: RegExp) {
     let start = -1;
     const t = await withLastRecord((fd, from) => {
       start = from;
+      damage(fd, from);
+    });
+    try {
+      await assert.rejects(
+        t.open(),
+        (err: unknown) =>
+          err instanceof CorruptionError &&
+          err.file === t.last &&
+          err.offset === start &&
+          message.test(err.message),
+      );
+    } finally {
+      await rm(t.dir, { recursive: true, force: true });
+    }
+  }
+
+  it("refuses a last record written in full whose checksum fails: damage, not a torn write", async () => {
+    // Synced in full, it may hold an acknowledged entry: dropping it as a torn tail would lose it.
+    await refusesLastRecord((fd, from) => {
       const b = Buffer.alloc(1);
       readSync(fd, b, 0, 1, from + 500);
       assert.equal(b[0], 0xab, "the offset is inside the last entry's data");
       b[0]! ^= 0x10;
       writeSync(fd, b, 0, 1, from + 500);
-    });
-    try {
-      // Synced in full, it may hold an acknowledged entry: dropping it as a torn tail would lose it.
-      await assert.rejects(
-        t.open(),
-        (err: unknown) =>
-          err instanceof CorruptionError &&
-          err.file === t.last &&
-          err.offset === start &&
-          /not torn/.test(err.message),
-      );
-    } finally {
-      await rm(t.dir, { recursive: true, force: true });
-    }
+    }, /not torn/);
   });
 
   it("refuses a last record whose length runs past the end of the segment: damage, not a torn write", async () => {
-    let start = -1;
-    const t = await withLastRecord((fd, from) => {
-      start = from;
-      // The length's high byte (little-endian): a torn write only ever leaves zeros there.
-      writeSync(fd, Buffer.from([0x40]), 0, 1, from + 3);
-    });
-    try {
-      await assert.rejects(
-        t.open(),
-        (err: unknown) =>
-          err instanceof CorruptionError &&
-          err.file === t.last &&
-          err.offset === start &&
-          /runs past the end .* not torn/.test(err.message),
-      );
-    } finally {
-      await rm(t.dir, { recursive: true, force: true });
-    }
+    // The length's high byte (little-endian): a torn write only ever leaves zeros there.
+    await refusesLastRecord(
+      (fd, from) => writeSync(fd, Buffer.from([0x40]), 0, 1, from + 3),
+      /runs past the end .* not torn/,
+    );
   });
 
   it("repairs a last record whose later sectors were never written (a torn write)", async () => {

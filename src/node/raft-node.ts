@@ -648,6 +648,9 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
       // core took the Ready back with advance().
       this.writesPending++;
       const written = Promise.all(writes);
+      // Its failure reaches fatal() through the chain; but a link behind an earlier failed one
+      // never runs, and an unhandled rejection would end the whole process.
+      written.catch(() => {});
       const advanced = new Promise<void>((resolve) => {
         markAdvanced = resolve;
       });

@@ -654,6 +654,31 @@ describe("runtime coverage", () => {
     await assert.rejects(n.propose(put("later", "1")), StoppedError);
   });
 
+  it("a storage failure with several writes in flight leaves no unhandled rejection (it would end the process)", async (t) => {
+    const dir = join(tmp.dir, `unhandled${++seq}`);
+    const engine = new FileStorageEngine({ dir: join(dir, "storage") });
+    const { n } = await soloNode("unhandled", engine);
+    t.after(() => n.stop().catch(() => {}));
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      // Each sync fails a little later, so the next Ready's write is already queued behind it.
+      engine.sync = () => sleep(30).then(() => Promise.reject(new Error("injected: sync failed (EIO)")));
+      const writes = [];
+      for (let i = 0; i < 3; i++) {
+        writes.push(n.propose(put(`w${i}`, "1")).catch((e: unknown) => e));
+        await sleep(5);
+      }
+      await Promise.all(writes);
+      await n.stop();
+      await sleep(100);
+      assert.deepEqual(unhandled.map(String), []);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
   it("fail-stop stops the node by itself: a leader whose disk fails steps out and the others elect a new one", async (t) => {
     const { nodes } = await startMemCluster(t, join(tmp.dir, `failstop${++seq}`), 3);
     const leader = await waitFor("a leader", () => leaderOf(nodes));

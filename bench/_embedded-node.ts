@@ -61,6 +61,14 @@ async function handle(m: Cmd): Promise<Record<string, unknown>> {
   }
 }
 
+/** Write `i`: a put of `valueBytes` bytes to one of `keySpace` keys, in turn. */
+function putCommands(valueBytes: number, keySpace: number): (i: number) => Uint8Array {
+  const value = new Uint8Array(valueBytes).fill(120);
+  const enc = new TextEncoder();
+  const keys = Array.from({ length: keySpace }, (_, i) => enc.encode(`key-${i}`));
+  return (i) => encodeKvCommand({ op: "put", key: keys[i % keySpace]!, value });
+}
+
 function quantiles(latUs: Float64Array): { p50Ms: number; p99Ms: number } {
   const sorted = Float64Array.from(latUs).sort();
   const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! / 1000;
@@ -82,9 +90,7 @@ function runRate(
   keySpace: number,
   maxInFlight: number,
 ): Promise<Record<string, unknown>> {
-  const value = new Uint8Array(valueBytes).fill(120);
-  const enc = new TextEncoder();
-  const keys = Array.from({ length: keySpace }, (_, i) => enc.encode(`key-${i}`));
+  const command = putCommands(valueBytes, keySpace);
   const latUs = new Float64Array(ops);
   const periodMs = 1000 / ratePerSec;
   let issued = 0;
@@ -124,7 +130,7 @@ function runRate(
         }
         inFlight++;
         if (inFlight > peakInFlight) peakInFlight = inFlight;
-        n.propose(encodeKvCommand({ op: "put", key: keys[i % keySpace]!, value })).then(
+        n.propose(command(i)).then(
           () => settle(i, dueAt, true),
           () => settle(i, dueAt, false),
         );
@@ -136,9 +142,7 @@ function runRate(
 }
 
 async function run(n: RaftNode, concurrency: number, ops: number, valueBytes: number, keySpace: number) {
-  const value = new Uint8Array(valueBytes).fill(120);
-  const enc = new TextEncoder();
-  const keys = Array.from({ length: keySpace }, (_, i) => enc.encode(`key-${i}`));
+  const command = putCommands(valueBytes, keySpace);
   const latUs = new Float64Array(ops);
   let next = 0;
   let errors = 0;
@@ -150,7 +154,7 @@ async function run(n: RaftNode, concurrency: number, ops: number, valueBytes: nu
         if (i >= ops) return;
         const s = performance.now();
         try {
-          await n.propose(encodeKvCommand({ op: "put", key: keys[i % keySpace]!, value }));
+          await n.propose(command(i));
         } catch {
           errors++;
         }

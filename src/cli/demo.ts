@@ -59,15 +59,14 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     // One at a time, the leader first: each hands leadership to a node still running.
     const order = [];
     for (const c of children) {
+      // A node still starting has no SIGTERM handler yet: the signal would kill it outright.
+      // It is ready within seconds (or exits); Ctrl-C again forces.
       await Promise.race([c.ready.catch(() => {}), exited(c.proc)]);
       order.push({ c, leader: (await status(c))?.role === "leader" });
     }
     order.sort((a, b) => Number(b.leader) - Number(a.leader));
     const failed: string[] = [];
     for (const { c } of order) {
-      // A node still starting has no SIGTERM handler yet: the signal would kill it outright.
-      // It is ready within seconds (or exits); Ctrl-C again forces.
-      await Promise.race([c.ready.catch(() => {}), exited(c.proc)]);
       if (running(c.proc)) c.proc.kill("SIGTERM");
       const exit = await exited(c.proc);
       if (exit !== 0) failed.push(`node ${c.id} exited with ${exit}`);

@@ -49,7 +49,6 @@ export class Membership<R, Q, A> {
   private promoting = false;
   /** This node's removal was applied; see afterApply(). */
   private selfRemovalPending = false;
-  /** A joining node: the leader's commit index when it admitted us (removals below it are old). */
   private stopped = false;
 
   constructor(node: RaftNode<R, Q, A>) {

@@ -807,6 +807,8 @@ export class RaftNode<R = unknown, Q = unknown, A = unknown> extends EventEmitte
     this.emit("fatal", e);
     // And stop, whether or not anyone calls stop() or run(): a leader that kept ticking would
     // keep its followers from electing a healthy one while it refuses every write.
-    void this.stop();
+    void this.stop().catch((err: unknown) =>
+      this.logger.error({ err: String(err) }, "stopping after a failure"),
+    );
   }
 }

@@ -318,8 +318,9 @@ class Recovery {
       }
     }
 
-    let end = scan.stop.end;
-    let damaged = scan.stop.kind === "bad" ? scan.stop.reason : null;
+    const stop = scan.stop;
+    let end = stop.end;
+    let damaged = stop.kind === "bad" ? stop.reason : null;
     if (damaged === null && isLast && !isZeroFrom(fd, end, sizeBytes))
       damaged = "non-zero bytes after the end";
     if (damaged !== null) {
@@ -331,7 +332,6 @@ class Recovery {
           `${damaged}${next >= 0 ? ` (a valid record follows at ${next})` : " in a sealed segment"}`,
         );
       }
-      const stop = scan.stop;
       if (
         stop.kind === "bad" &&
         (stop.damage === true ||
